@@ -1,0 +1,1 @@
+"""Sub-commands of `vopd`; each module exposes `register(subparsers)`."""

@@ -1,0 +1,77 @@
+"""`vopd models build|info`: build the tiny local models, or describe a model directory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+DEFAULT_OUT = "artifacts/models"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `models` sub-command."""
+    parser = subparsers.add_parser(
+        "models",
+        help="build the tiny local Qwen-VL models (no hub) or describe a model directory",
+        description="Build tiny Qwen3-VL / Qwen2.5-VL models from configs, sharing one tokenizer.",
+    )
+    actions = parser.add_subparsers(dest="models_action", metavar="ACTION", required=True)
+    build = actions.add_parser("build", help="build student and teacher model directories")
+    build.add_argument(
+        "--out", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})"
+    )
+    build.add_argument(
+        "--family",
+        action="append",
+        choices=("qwen3_vl", "qwen2_5_vl"),
+        help="model family; repeat for several (default: both)",
+    )
+    build.add_argument(
+        "--size",
+        action="append",
+        choices=("student", "teacher", "small"),
+        help="size preset; repeat for several (default: student and teacher)",
+    )
+    build.add_argument("--seed", type=int, default=0, help="initialisation seed (default 0)")
+    build.add_argument("--overwrite", action="store_true", help="rebuild existing directories")
+    build.set_defaults(func=_build)
+    info = actions.add_parser("info", help="print a model directory's family, sizes and params")
+    info.add_argument("model_dir", help="a model directory")
+    info.set_defaults(func=_info)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from launch.tiny_models import build_tiny_models
+    from launch.tiny_models.build import count_parameters
+
+    families = tuple(args.family or ("qwen3_vl", "qwen2_5_vl"))
+    sizes = tuple(args.size or ("student", "teacher"))
+    built = build_tiny_models(
+        args.out, families=families, sizes=sizes, seed=args.seed, overwrite=args.overwrite
+    )
+    for name, path in built.items():
+        print(f"{name:24s} {count_parameters(path):>10,d} params  {path}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from launch.tiny_models.build import count_parameters
+
+    path = Path(args.model_dir)
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        print(f"error: {config_file} not found: not a model directory")
+        return 1
+    config = json.loads(config_file.read_text())
+    text = config.get("text_config", {})
+    print(f"model_type      {config.get('model_type')}")
+    print(f"parameters      {count_parameters(path):,d}")
+    print(
+        f"text            hidden {text.get('hidden_size')} x {text.get('num_hidden_layers')} layers"
+    )
+    print(f"vocab           {text.get('vocab_size')}")
+    build_file = path / "vopd_build.json"
+    if build_file.is_file():
+        print(f"built from      {build_file.read_text().strip()}")
+    return 0

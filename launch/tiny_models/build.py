@@ -1,0 +1,146 @@
+"""Build tiny models into ordinary Hugging Face directories, deterministically by seed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from launch.tiny_models.configs import FAMILIES, SIZES, qwen2_5_vl_config, qwen3_vl_config
+from launch.tiny_models.processor import build_processor
+from launch.tiny_models.tokenizer import SPECIAL_TOKENS, build_tokenizer
+
+MANIFEST = "vopd_build.json"
+BUILDER_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which tiny model to build: family, size preset and seed."""
+
+    family: str = "qwen3_vl"
+    size: str = "student"
+    seed: int = 0
+
+    @property
+    def name(self) -> str:
+        """Directory name of the model, e.g. "qwen3_vl-student"."""
+        return f"{self.family}-{self.size}"
+
+    def validate(self) -> None:
+        """Raise ValueError naming the bad field when the spec is unknown."""
+        if self.family not in FAMILIES:
+            raise ValueError(f"unknown model family {self.family!r}; expected one of {FAMILIES}")
+        if self.size not in SIZES:
+            raise ValueError(f"unknown model size {self.size!r}; expected one of {tuple(SIZES)}")
+
+
+def _manifest_for(spec: ModelSpec) -> dict:
+    return {
+        "builder_version": BUILDER_VERSION,
+        **asdict(spec),
+        "size_preset": asdict(SIZES[spec.size]),
+    }
+
+
+def _is_built(path: Path, spec: ModelSpec) -> bool:
+    try:
+        return json.loads((path / MANIFEST).read_text()) == _manifest_for(spec)
+    except (OSError, ValueError):
+        return False
+
+
+def _seed_for(spec: ModelSpec) -> int:
+    """A per-model seed derived from the spec, so student and teacher get different weights."""
+    digest = hashlib.sha256(f"{spec.seed}:{spec.family}:{spec.size}".encode()).hexdigest()
+    return int(digest[:8], 16)
+
+
+def build_tiny_model(out_dir: str | Path, spec: ModelSpec, overwrite: bool = False) -> Path:
+    """Build one tiny model (tokenizer, processor, float32 weights) into out_dir/spec.name.
+
+    The directory appears atomically (built elsewhere, then renamed), and an existing directory
+    built from the same spec is reused unless `overwrite` is set.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    spec.validate()
+    out_dir = Path(out_dir)
+    target = out_dir / spec.name
+    if target.exists() and not overwrite and _is_built(target, spec):
+        return target
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    tokenizer = build_tokenizer()
+    ids = {
+        "bos": tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+        "eos": tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        "pad": tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+        "image": tokenizer.convert_tokens_to_ids("<|image_pad|>"),
+        "video": tokenizer.convert_tokens_to_ids("<|video_pad|>"),
+        "vision_start": tokenizer.convert_tokens_to_ids("<|vision_start|>"),
+        "vision_end": tokenizer.convert_tokens_to_ids("<|vision_end|>"),
+    }
+    special_ids = tokenizer.convert_tokens_to_ids(list(SPECIAL_TOKENS))
+    if len(set(special_ids)) != len(SPECIAL_TOKENS) or tokenizer.unk_token_id in special_ids:
+        raise RuntimeError("tokenizer build lost a special token; check SPECIAL_TOKENS")
+    make_config = qwen3_vl_config if spec.family == "qwen3_vl" else qwen2_5_vl_config
+    config_dict = make_config(SIZES[spec.size], ids, vocab_size=len(tokenizer))
+    model_type = config_dict.pop("model_type")
+    config = AutoConfig.for_model(model_type, **config_dict)
+    config.dtype = torch.float32
+
+    torch.manual_seed(_seed_for(spec))
+    model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
+    model.generation_config.eos_token_id = ids["eos"]
+    model.generation_config.pad_token_id = ids["pad"]
+    model.generation_config.bos_token_id = ids["bos"]
+    model.generation_config.do_sample = False
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}.", dir=out_dir))
+    try:
+        model.save_pretrained(tmp)
+        build_processor(spec.family, tokenizer).save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / MANIFEST).write_text(json.dumps(_manifest_for(spec), indent=2))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def build_tiny_models(
+    out_dir: str | Path,
+    families: tuple[str, ...] = FAMILIES,
+    sizes: tuple[str, ...] = ("student", "teacher"),
+    seed: int = 0,
+    overwrite: bool = False,
+) -> dict[str, Path]:
+    """Build every (family, size) pair into out_dir; return {"qwen3_vl-student": path, ...}."""
+    built: dict[str, Path] = {}
+    for family in families:
+        for size in sizes:
+            spec = ModelSpec(family=family, size=size, seed=seed)
+            built[spec.name] = build_tiny_model(out_dir, spec, overwrite=overwrite)
+    return built
+
+
+def count_parameters(model_dir: str | Path) -> int:
+    """Return the number of parameters stored in a model directory's safetensors files."""
+    from safetensors import safe_open
+
+    total = 0
+    for file in Path(model_dir).glob("*.safetensors"):
+        with safe_open(str(file), framework="pt") as handle:
+            for key in handle.keys():  # noqa: SIM118 (safe_open is not a dict)
+                total += math.prod(handle.get_slice(key).get_shape())
+    return total

@@ -1,0 +1,1 @@
+"""Student sampling: the step batch type, the vLLM engine, its Ray actor, a reference engine."""

@@ -1,0 +1,69 @@
+"""Shared fixtures: the tiny models are built once per session; Ray starts once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Environment for every process the tests start (Ray workers and vLLM engines inherit it).
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from rollout.vllm_env import apply_vllm_cpu_defaults
+
+apply_vllm_cpu_defaults()
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding every tiny model (both families, student and teacher), built once."""
+    from launch.tiny_models import build_tiny_models
+
+    out = tmp_path_factory.mktemp("tiny_models")
+    build_tiny_models(out, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A local Ray instance shared by the whole test session (2 CPUs, no dashboard)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            object_store_memory=200 * 1024 * 1024,
+            log_to_driver=True,
+            configure_logging=False,
+        )
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def vllm_engines(tiny_models_dir: Path):
+    """In-process vLLM engines (CPU build, float32), one per tiny model, created on first use."""
+    from vllm import LLM
+
+    engines: dict[str, LLM] = {}
+
+    def get(name: str) -> LLM:
+        if name not in engines:
+            engines[name] = LLM(
+                model=str(tiny_models_dir / name),
+                dtype="float32",
+                max_model_len=2048,
+                seed=0,
+                enforce_eager=True,
+                limit_mm_per_prompt={"video": 1, "image": 0},
+            )
+        return engines[name]
+
+    return get

@@ -1,0 +1,1 @@
+"""Objectives as pure tensor functions, DeepSpeed learners, weight export and checkpoints."""

@@ -1,0 +1,108 @@
+"""`VisionInputs`: decoded frames plus the metadata that vLLM and the HF Qwen3-VL processor take."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tvg.video_sampling import TEMPORAL_PATCH
+from tvg.video_settings import VideoSettings
+
+# Keys of `VisionInputs.metadata`. transformers' VideoMetadata accepts all but do_sample_frames;
+# vLLM requires fps, total_num_frames, frames_indices and do_sample_frames.
+METADATA_KEYS: tuple[str, ...] = (
+    "fps",
+    "duration",
+    "total_num_frames",
+    "frames_indices",
+    "video_backend",
+    "do_sample_frames",
+)
+
+
+def make_metadata(
+    source_fps: float, total_frames: int, frames_indices: list[int], backend: str
+) -> dict[str, Any]:
+    """Return the video metadata dict shared by vLLM and the HF processor.
+
+    fps is the SOURCE fps and frames_indices the source indices of the sampled frames: Qwen3-VL
+    derives its textual timestamps as (idx[2k] + idx[2k+1]) / 2 / fps, so both must be real.
+    duration is total_frames / source_fps.
+    """
+    return {
+        "fps": float(source_fps),
+        "duration": float(total_frames) / float(source_fps),
+        "total_num_frames": int(total_frames),
+        "frames_indices": [int(i) for i in frames_indices],
+        "video_backend": str(backend),
+        "do_sample_frames": False,
+    }
+
+
+@dataclass
+class VisionInputs:
+    """One video ready for a Qwen-VL model: frames, their timestamps, and the model metadata.
+
+    frames: (T, H, W, 3) uint8 RGB, T even; read-only when it came from a `FrameCache` (shared by
+        every sample of a prompt: copy before modifying).
+    timestamps: (T,) float64 seconds of each frame, source index / source fps.
+    metadata: see `make_metadata`.
+    """
+
+    frames: np.ndarray
+    timestamps: np.ndarray
+    metadata: dict[str, Any]
+    video_path: str
+    settings: VideoSettings
+
+    @property
+    def num_frames(self) -> int:
+        """Return the number of sampled frames (always even)."""
+        return int(self.frames.shape[0])
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """Return the (height, width) of the frames."""
+        return int(self.frames.shape[1]), int(self.frames.shape[2])
+
+    @property
+    def nbytes(self) -> int:
+        """Return the memory the frames and timestamps take, in bytes."""
+        return int(self.frames.nbytes + self.timestamps.nbytes)
+
+    def vllm_mm_data(self) -> dict[str, Any]:
+        """Return vLLM's `multi_modal_data` for this video: {"video": (frames, metadata)}.
+
+        The metadata is a fresh copy each call (vLLM may edit the dict it receives).
+        """
+        return {"video": (self.frames, _copy_metadata(self.metadata))}
+
+    def hf_processor_kwargs(self) -> dict[str, Any]:
+        """Return the keyword arguments for the HF Qwen3-VL processor call.
+
+        {"videos": [frames], "video_metadata": [metadata], "do_sample_frames": False}; the
+        metadata here omits do_sample_frames (transformers' VideoMetadata rejects that key; it is
+        passed as a processor argument instead).
+        """
+        meta = _copy_metadata(self.metadata)
+        meta.pop("do_sample_frames", None)
+        return {"videos": [self.frames], "video_metadata": [meta], "do_sample_frames": False}
+
+    def qwen3_vl_group_timestamps(self) -> list[float]:
+        """Return the timestamp Qwen3-VL prints before each 2-frame group, in seconds.
+
+        (idx[2k] + idx[2k+1]) / 2 / fps, as the Qwen3-VL processor computes it (it renders each
+        as "<{t:.1f} seconds>").
+        """
+        idx = self.metadata["frames_indices"]
+        fps = self.metadata["fps"]
+        return [(idx[k] + idx[k + 1]) / 2 / fps for k in range(0, len(idx) - 1, TEMPORAL_PATCH)]
+
+
+def _copy_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of `metadata` whose frames_indices list is also copied."""
+    meta = dict(metadata)
+    meta["frames_indices"] = list(meta["frames_indices"])
+    return meta
