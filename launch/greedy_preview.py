@@ -45,8 +45,7 @@ def run_greedy_preview(settings: PreviewSettings) -> dict:
     from vllm import LLM, SamplingParams
 
     from launch.tiny_models import build_tiny_models
-    from launch.tiny_models.tokenizer import vision_placeholder_ids
-    from tvg.chat import grounding_messages
+    from rollout.prompting import prompt_text, vision_placeholder_ids
     from tvg.formats import read_samples
     from tvg.metrics import grounding_metrics
     from tvg.parsing import parse_span
@@ -93,9 +92,7 @@ def run_greedy_preview(settings: PreviewSettings) -> dict:
         )
         prompts = [
             {
-                "prompt": tokenizer.apply_chat_template(
-                    grounding_messages(s.query), tokenize=False, add_generation_prompt=True
-                ),
+                "prompt": prompt_text(tokenizer, s.query, "timelens"),
                 "multi_modal_data": vi.vllm_mm_data(),
             }
             for s, vi in zip(samples, inputs, strict=True)

@@ -63,6 +63,9 @@ def vllm_engines(tiny_models_dir: Path):
                 seed=0,
                 enforce_eager=True,
                 limit_mm_per_prompt={"video": 1, "image": 0},
+                # Sampled-token log-probs after temperature and the ban of vision placeholders:
+                # the distribution the tokens were actually drawn from.
+                logprobs_mode="processed_logprobs",
             )
         return engines[name]
 

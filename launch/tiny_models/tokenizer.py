@@ -21,8 +21,6 @@ SPECIAL_TOKENS: tuple[str, ...] = (
     "<|image_pad|>",
     "<|video_pad|>",
 )
-# Tokens that mark vision placeholders: they must never be sampled as text.
-VISION_PLACEHOLDER_TOKENS: tuple[str, ...] = SPECIAL_TOKENS[3:]
 
 # Qwen-style chat template (no default system message: sequences stay short for tiny models).
 # A video item becomes <|vision_start|><|video_pad|><|vision_end|>, which the processor expands.
@@ -111,8 +109,3 @@ def build_tokenizer(vocab_size: int = 400) -> PreTrainedTokenizerFast:
     )
     fast.chat_template = CHAT_TEMPLATE
     return fast
-
-
-def vision_placeholder_ids(tokenizer: PreTrainedTokenizerFast) -> list[int]:
-    """Return the ids of the vision placeholder tokens (never to be sampled as text)."""
-    return [tokenizer.convert_tokens_to_ids(t) for t in VISION_PLACEHOLDER_TOKENS]
