@@ -1,0 +1,335 @@
+"""One learner rank: a DeepSpeed ZeRO engine around the student, run as a Ray actor.
+
+A rank receives its data-parallel share of a step's trajectories, recomputes their log-probs with
+the same vision inputs the sampler used (tvg.video.build_vision_inputs through a frame cache,
+prompt ids from rollout.prompting, vision placeholder tokens masked exactly as they are banned at
+sampling), evaluates the objective, and applies one optimizer step across all ranks. It also
+exports the full weights in buckets for the rollout engines (ZeRO-3 gathers one bucket at a time;
+every rank must take part in the gather, rank 0 returns the tensors) and saves / loads checkpoints.
+
+The process group is gloo on CPU and NCCL on GPUs (same code; only the CPU path has been run).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from rollout.batch import PromptSpec, Trajectory
+
+VISION_PREFIXES: tuple[str, ...] = ("model.visual.", "visual.")
+
+
+@dataclass(frozen=True)
+class LearnerSettings:
+    """How a learner rank trains: model, ZeRO stage, precision, optimizer and schedule."""
+
+    model_dir: str
+    zero_stage: int = 3
+    precision: str = "fp32"
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.98)
+    weight_decay: float = 0.01
+    adam_eps: float = 1e-8
+    warmup_steps: int = 0
+    total_steps: int = 1000
+    schedule: str = "constant"
+    grad_clip: float = 1.0
+    micro_batch_size: int = 8
+    freeze_vision: bool = False
+    temperature: float = 1.0
+    seed: int = 0
+    frame_cache_bytes: int = 256 * 1024 * 1024
+    torch_threads: int = 1
+
+
+@dataclass
+class StepResult:
+    """What one rank reports after a step (summed over its micro-batches)."""
+
+    loss: float
+    num_sequences: int
+    num_tokens: int
+    grad_norm: float
+    skipped: bool
+    seconds: float
+    metrics: dict[str, float]
+
+
+class Learner:
+    """A DeepSpeed learner rank (wrap with `ray.remote`; see trainer.learner_group)."""
+
+    def __init__(
+        self,
+        rank: int,
+        world_size: int,
+        master_addr: str,
+        master_port: int,
+        settings: LearnerSettings,
+    ) -> None:
+        os.environ.update(
+            RANK=str(rank),
+            WORLD_SIZE=str(world_size),
+            LOCAL_RANK="0",
+            LOCAL_WORLD_SIZE="1",
+            MASTER_ADDR=master_addr,
+            MASTER_PORT=str(master_port),
+        )
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+        self.rank, self.world_size, self.settings = rank, world_size, settings
+        self._seed_everything(settings.seed + rank)
+        import deepspeed
+        from transformers import AutoProcessor
+
+        from rollout.hf_compat import load_hf_model
+        from trainer.ds_config import deepspeed_config
+        from trainer.lr_schedule import lr_multiplier
+        from tvg.frame_cache import FrameCache
+
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        deepspeed.init_distributed(dist_backend=backend)
+        dtype = torch.bfloat16 if settings.precision == "bf16" else torch.float32
+        model = load_hf_model(settings.model_dir, dtype=dtype)
+        if settings.freeze_vision:
+            for name, param in model.named_parameters():
+                if name.startswith(VISION_PREFIXES):
+                    param.requires_grad_(False)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(
+            trainable,
+            lr=settings.lr,
+            betas=settings.betas,
+            weight_decay=settings.weight_decay,
+            eps=settings.adam_eps,
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            lambda step: lr_multiplier(
+                step, settings.warmup_steps, settings.total_steps, settings.schedule
+            ),
+        )
+        config = deepspeed_config(
+            settings.zero_stage, settings.precision, settings.grad_clip, settings.micro_batch_size
+        )
+        self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
+            model=model, optimizer=optimizer, lr_scheduler=scheduler, config=config
+        )
+        self.processor = AutoProcessor.from_pretrained(settings.model_dir)
+        self.frame_cache = FrameCache(max_bytes=settings.frame_cache_bytes)
+        self.step_count = 0
+
+    @staticmethod
+    def _seed_everything(seed: int) -> None:
+        import torch
+
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+
+    def ready(self) -> int:
+        """Return the rank once the engine is built (used to wait for start-up)."""
+        return self.rank
+
+    # ------------------------------------------------------------------ log-probs
+    def _scoring_items(self, prompts: Sequence[PromptSpec], trajectories: Sequence[Trajectory]):
+        from rollout.hf_scoring import ScoringItem
+        from tvg.video import build_vision_inputs
+
+        items = []
+        for traj in trajectories:
+            spec = prompts[traj.prompt_index]
+            vision = build_vision_inputs(spec.video, spec.video_settings, cache=self.frame_cache)
+            items.append(
+                ScoringItem(spec.query, spec.prompt_style, vision, traj.completion_ids.tolist())
+            )
+        return items
+
+    def log_probs(
+        self, prompts: Sequence[PromptSpec], trajectories: Sequence[Trajectory], top_k: int = 0
+    ) -> list[dict[str, np.ndarray]]:
+        """Current-policy log-probs of the trajectories' tokens (no gradient), as numpy arrays."""
+        import torch
+
+        from rollout.hf_scoring import completion_log_probs
+
+        self.engine.eval()
+        out: list[dict[str, np.ndarray]] = []
+        size = max(1, self.settings.micro_batch_size)
+        with torch.no_grad():
+            for start in range(0, len(trajectories), size):
+                chunk = trajectories[start : start + size]
+                scores = completion_log_probs(
+                    self.engine,
+                    self.processor,
+                    self._scoring_items(prompts, chunk),
+                    temperature=self.settings.temperature,
+                    top_k=top_k,
+                )
+                out.extend({k: v.float().numpy() for k, v in s.items()} for s in scores)
+        return out
+
+    # ------------------------------------------------------------------ training
+    def train_step(
+        self,
+        prompts: Sequence[PromptSpec],
+        trajectories: Sequence[Trajectory],
+        objective: str,
+        objective_kwargs: dict[str, Any],
+        normaliser: float,
+    ) -> StepResult:
+        """One optimizer step over this rank's share; every rank must call it once per step.
+
+        `normaliser` is the step-global divisor the objective's aggregation asks for (e.g. the
+        number of sequences or tokens in the whole step, over all ranks), so that the update equals
+        the single-process one whatever the number of ranks. A non-finite loss or gradient is not
+        applied: the step is skipped on every rank and reported (`skipped=True`).
+        """
+        import torch
+
+        from rollout.hf_scoring import completion_log_probs
+        from trainer.step_loss import step_loss
+
+        t0 = time.perf_counter()
+        self.engine.train()
+        size = max(1, self.settings.micro_batch_size)
+        chunks = [trajectories[i : i + size] for i in range(0, len(trajectories), size)] or [[]]
+        total_loss, metrics_sum = 0.0, {}
+        finite = True
+        for index, chunk in enumerate(chunks):
+            self.engine.set_gradient_accumulation_boundary(index == len(chunks) - 1)
+            if chunk:
+                scores = completion_log_probs(
+                    self.engine,
+                    self.processor,
+                    self._scoring_items(prompts, chunk),
+                    temperature=self.settings.temperature,
+                )
+                loss, metrics = step_loss(objective, chunk, scores, objective_kwargs, normaliser)
+            else:  # an empty share still takes part in the collective step
+                loss = sum(p.sum() * 0.0 for p in self.engine.module.parameters())
+                metrics = {}
+            loss = loss * self.world_size  # DeepSpeed averages gradients over ranks
+            finite = finite and bool(torch.isfinite(loss.detach()))
+            self.engine.backward(loss)
+            total_loss += float(loss.detach()) / self.world_size
+            for key, value in metrics.items():
+                metrics_sum[key] = metrics_sum.get(key, 0.0) + value
+        finite = self._all_ranks_finite(finite)
+        grad_norm = float("nan")
+        if finite:
+            self.engine.step()
+            norm = self.engine.get_global_grad_norm()
+            grad_norm = float(norm) if norm is not None else float("nan")
+            if not math.isfinite(grad_norm):
+                finite = False
+        if not finite:
+            # Drop this step's gradients on every rank; the weights stay as they were.
+            self.engine.zero_grad()
+            self.engine.optimizer.zero_grad()
+        self.step_count += 1
+        return StepResult(
+            loss=total_loss,
+            num_sequences=len(trajectories),
+            num_tokens=sum(t.num_completion_tokens for t in trajectories),
+            grad_norm=grad_norm,
+            skipped=not finite,
+            seconds=time.perf_counter() - t0,
+            metrics=metrics_sum,
+        )
+
+    def _all_ranks_finite(self, finite: bool) -> bool:
+        import torch
+        import torch.distributed as dist
+
+        flag = torch.tensor([1.0 if finite else 0.0])
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return bool(flag.item() == 1.0)
+
+    def current_lr(self) -> float:
+        """The learning rate the next step will use."""
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    # ------------------------------------------------------------------ weights
+    def _named_parameters(self, skip_prefixes: Sequence[str]) -> list[tuple[str, Any]]:
+        return [
+            (name, param)
+            for name, param in self.engine.module.named_parameters()
+            if not name.startswith(tuple(skip_prefixes))
+        ]
+
+    def iter_weight_buckets(
+        self, bucket_bytes: int = 256 * 1024 * 1024, skip_prefixes: Sequence[str] = ()
+    ) -> Iterator[list[tuple[str, Any]]]:
+        """Full (gathered) weights in buckets of about `bucket_bytes`; rank 0 yields tensors.
+
+        Under ZeRO-3 each bucket's parameters are gathered together (a collective: every rank runs
+        this generator to the end); the other ranks yield empty buckets.
+        """
+        import deepspeed
+
+        params = self._named_parameters(skip_prefixes)
+        bucket: list[tuple[str, Any]] = []
+        size = 0
+
+        def full_size(param: Any) -> int:
+            numel = getattr(param, "ds_numel", None) or param.numel()
+            return int(numel) * param.element_size()
+
+        def flush(group: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+            tensors = [p for _, p in group]
+            if self.settings.zero_stage == 3:
+                with deepspeed.zero.GatheredParameters(tensors, modifier_rank=None):
+                    if self.rank == 0:
+                        return [(n, p.detach().clone().cpu()) for n, p in group]
+                    return []
+            return [(n, p.detach().clone().cpu()) for n, p in group] if self.rank == 0 else []
+
+        for name, param in params:
+            bucket.append((name, param))
+            size += full_size(param)
+            if size >= bucket_bytes:
+                yield flush(bucket)
+                bucket, size = [], 0
+        if bucket:
+            yield flush(bucket)
+
+    def export_weights(
+        self, bucket_bytes: int = 256 * 1024 * 1024, skip_prefixes: Sequence[str] = ()
+    ) -> list[list[tuple[str, Any]]]:
+        """All weight buckets at once (rank 0: tensors; other ranks: empty lists)."""
+        return list(self.iter_weight_buckets(bucket_bytes, skip_prefixes))
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, directory: str, client_state: dict[str, Any]) -> None:
+        """Save the DeepSpeed state (model, optimizer, scheduler) under `directory` (all ranks)."""
+        state = {**client_state, "learner_step": self.step_count, "settings": asdict(self.settings)}
+        self.engine.save_checkpoint(directory, tag="state", client_state=state)
+
+    def load_checkpoint(self, directory: str) -> dict[str, Any]:
+        """Load a state saved by `save_checkpoint`; return its client state (all ranks)."""
+        _, client_state = self.engine.load_checkpoint(directory, tag="state")
+        if client_state is None:
+            raise FileNotFoundError(f"no learner checkpoint under {directory}")
+        self.step_count = int(client_state.get("learner_step", 0))
+        return client_state
+
+    def save_hf_model(self, directory: str) -> None:
+        """Write the current weights as a Hugging Face model directory (rank 0 writes).
+
+        Every rank must call it (ZeRO-3 gathers the weights).
+        """
+        state = {}
+        for bucket in self.iter_weight_buckets():
+            state.update(bucket)
+        if self.rank == 0:
+            self.engine.module.save_pretrained(directory, state_dict=state)
+            self.processor.save_pretrained(directory)

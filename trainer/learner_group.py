@@ -1,0 +1,119 @@
+"""L learner ranks as Ray actors forming one DeepSpeed data-parallel group."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+from rollout.batch import PromptSpec, Trajectory
+from trainer.learner import Learner, LearnerSettings, StepResult
+
+DEFAULT_TIMEOUT_S = 600.0
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface (for the process group's rendezvous)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def split_evenly(items: Sequence[Any], parts: int) -> list[list[Any]]:
+    """Split items into `parts` contiguous shares whose sizes differ by at most one."""
+    base, extra = divmod(len(items), parts)
+    out, start = [], 0
+    for index in range(parts):
+        end = start + base + (1 if index < extra else 0)
+        out.append(list(items[start:end]))
+        start = end
+    return out
+
+
+class LearnerGroup:
+    """Creates the ranks, splits each step data-parallel and gathers their results."""
+
+    def __init__(
+        self,
+        settings: LearnerSettings,
+        world_size: int = 2,
+        num_cpus_per_rank: float = 0,
+        resources: dict[str, float] | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        import ray
+
+        self.settings, self.world_size, self.timeout_s = settings, world_size, timeout_s
+        actor_cls = ray.remote(num_cpus=num_cpus_per_rank, resources=resources or {})(Learner)
+        port = free_port()
+        self.ranks = [
+            actor_cls.remote(rank, world_size, "127.0.0.1", port, settings)
+            for rank in range(world_size)
+        ]
+        self._get([rank.ready.remote() for rank in self.ranks], "start-up")
+
+    def _get(self, refs: list[Any], what: str) -> list[Any]:
+        import ray
+
+        try:
+            return ray.get(refs, timeout=self.timeout_s)
+        except ray.exceptions.GetTimeoutError as exc:
+            raise TimeoutError(
+                f"learner group: {what} did not finish within {self.timeout_s:.0f} s"
+            ) from exc
+
+    def train_step(
+        self,
+        prompts: Sequence[PromptSpec],
+        trajectories: Sequence[Trajectory],
+        objective: str,
+        objective_kwargs: dict[str, Any],
+        normaliser: float,
+    ) -> list[StepResult]:
+        """Run one data-parallel optimizer step; return each rank's result."""
+        shares = split_evenly(trajectories, self.world_size)
+        refs = [
+            rank.train_step.remote(prompts, share, objective, objective_kwargs, normaliser)
+            for rank, share in zip(self.ranks, shares, strict=True)
+        ]
+        return self._get(refs, "train step")
+
+    def log_probs(
+        self, prompts: Sequence[PromptSpec], trajectories: Sequence[Trajectory], top_k: int = 0
+    ) -> list[dict[str, Any]]:
+        """Current-policy log-probs of all trajectories, computed across the ranks, in order."""
+        shares = split_evenly(trajectories, self.world_size)
+        refs = [
+            rank.log_probs.remote(prompts, share, top_k)
+            for rank, share in zip(self.ranks, shares, strict=True)
+        ]
+        return [row for part in self._get(refs, "log-probs") for row in part]
+
+    def export_weights(
+        self, bucket_bytes: int = 256 * 1024 * 1024, skip_prefixes: Sequence[str] = ()
+    ) -> list[list[tuple[str, Any]]]:
+        """Full weights in buckets, from rank 0 (every rank takes part in the gather)."""
+        refs = [
+            rank.export_weights.remote(bucket_bytes, tuple(skip_prefixes)) for rank in self.ranks
+        ]
+        return self._get(refs, "weight export")[0]
+
+    def save_checkpoint(self, directory: str, client_state: dict[str, Any]) -> None:
+        """Save every rank's DeepSpeed state under `directory`."""
+        self._get([r.save_checkpoint.remote(directory, client_state) for r in self.ranks], "save")
+
+    def load_checkpoint(self, directory: str) -> dict[str, Any]:
+        """Load every rank's DeepSpeed state; return rank 0's client state."""
+        return self._get([r.load_checkpoint.remote(directory) for r in self.ranks], "load")[0]
+
+    def save_hf_model(self, directory: str) -> None:
+        """Write the current weights as a Hugging Face model directory."""
+        self._get([r.save_hf_model.remote(directory) for r in self.ranks], "save model")
+
+    def shutdown(self) -> None:
+        """Kill the rank actors."""
+        import ray
+
+        for rank in self.ranks:
+            ray.kill(rank)
+        self.ranks = []
