@@ -1,0 +1,203 @@
+"""The run configuration: a typed schema, YAML presets and dotted command-line overrides.
+
+`load_config(path, overrides)` merges a YAML file (or a preset name from launch/configs/) onto the
+schema's defaults, then `key=value` overrides; an unknown key or a value of the wrong type is a
+`ConfigError` naming the key (and the file), never a crash later in a training step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the key and the source."""
+
+
+@dataclass
+class ModelConfig:
+    """Student and teacher model directories (ordinary Hugging Face directories)."""
+
+    student: str = "artifacts/demo/models/qwen3_vl-student"
+    teacher: str = "artifacts/demo/models/qwen3_vl-teacher"
+    freeze_vision: bool = False
+
+
+@dataclass
+class DataConfig:
+    """Training and evaluation data, and how prompts and videos are built."""
+
+    train: str = "artifacts/demo/data/train.json"
+    val: str = "artifacts/demo/data/val.json"
+    test: str = "artifacts/demo/data/test.json"
+    format: str | None = None
+    video_root: str | None = None
+    prompt_style: str = "timelens"
+    fps: float = 1.0
+    max_frames: int = 64
+    max_pixels: int = 128 * 32 * 32
+    lenient: bool = False
+
+
+@dataclass
+class RolloutConfig:
+    """Student sampling with vLLM (or the transformers reference engine)."""
+
+    engine: str = "vllm"
+    num_workers: int = 1
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 32
+    max_model_len: int = 2048
+    weight_bucket_mb: int = 256
+    timeout_s: float = 300.0
+
+
+@dataclass
+class TeacherConfig:
+    """Teacher scoring of student tokens: local workers or a remote service."""
+
+    backend: str = "vllm"
+    num_workers: int = 1
+    top_k: int = 0
+    url: str | None = None
+    token_env: str | None = None
+    timeout_s: float = 300.0
+
+
+@dataclass
+class LearnerConfig:
+    """DeepSpeed ZeRO learner ranks and the optimizer."""
+
+    num_ranks: int = 2
+    zero_stage: int = 3
+    precision: str = "fp32"
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    schedule: str = "constant"
+    grad_clip: float = 1.0
+    micro_batch_size: int = 8
+
+
+@dataclass
+class TrainerConfig:
+    """The objective and the loop's length."""
+
+    objective: str = "opd"
+    objective_kwargs: dict[str, Any] = field(default_factory=dict)
+    prompts_per_step: int = 8
+    steps: int = 100
+    seed: int = 0
+
+
+@dataclass
+class EvalConfig:
+    """Periodic greedy evaluation on the validation split."""
+
+    every_steps: int = 25
+    max_samples: int | None = None
+    max_new_tokens: int = 32
+
+
+@dataclass
+class CheckpointConfig:
+    """Checkpoints: how often, how many to keep."""
+
+    every_steps: int = 50
+    keep_last: int = 2
+
+
+@dataclass
+class RunConfig:
+    """Everything a `vopd train` run needs."""
+
+    out_dir: str = "runs/default"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+
+
+def resolve_config_path(path_or_preset: str) -> Path:
+    """A YAML path, or the preset of that name in launch/configs/ (e.g. "opd")."""
+    path = Path(path_or_preset)
+    if path.is_file():
+        return path
+    preset = PRESET_DIR / f"{path_or_preset}.yaml"
+    if preset.is_file():
+        return preset
+    known = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+    raise ConfigError(f"config {path_or_preset!r} is neither a file nor a preset {known}")
+
+
+def load_config(path_or_preset: str | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Merge defaults, a YAML file or preset, and `key=value` overrides into a checked RunConfig."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    schema = OmegaConf.structured(RunConfig)
+    source = "defaults"
+    try:
+        merged = schema
+        if path_or_preset:
+            path = resolve_config_path(path_or_preset)
+            source = str(path)
+            merged = OmegaConf.merge(merged, OmegaConf.load(path))
+        if overrides:
+            source = "command-line overrides"
+            bad = [o for o in overrides if "=" not in o]
+            if bad:
+                raise ConfigError(f"override {bad[0]!r} is not of the form key=value")
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+        config = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or ""
+        message = str(exc).splitlines()[0]
+        raise ConfigError(f"{source}: key {key!r}: {message}") from None
+    assert isinstance(config, RunConfig)
+    validate_config(config)
+    return config
+
+
+def validate_config(config: RunConfig) -> None:
+    """Check value ranges and choices that the types alone cannot express."""
+    checks: list[tuple[bool, str]] = [
+        (config.rollout.engine in ("vllm", "hf"), "rollout.engine must be 'vllm' or 'hf'"),
+        (config.rollout.n >= 1, "rollout.n must be >= 1"),
+        (config.rollout.temperature > 0, "rollout.temperature must be > 0"),
+        (0 < config.rollout.top_p <= 1, "rollout.top_p must be in (0, 1]"),
+        (config.rollout.num_workers >= 1, "rollout.num_workers must be >= 1"),
+        (config.teacher.backend in ("vllm", "hf", "remote"), "teacher.backend: vllm|hf|remote"),
+        (config.learner.num_ranks >= 1, "learner.num_ranks must be >= 1"),
+        (config.learner.zero_stage in (0, 1, 2, 3), "learner.zero_stage must be 0-3"),
+        (config.learner.precision in ("fp32", "bf16"), "learner.precision must be fp32|bf16"),
+        (config.learner.lr > 0, "learner.lr must be > 0"),
+        (len(config.learner.betas) == 2, "learner.betas must have two values"),
+        (config.trainer.steps >= 1, "trainer.steps must be >= 1"),
+        (config.trainer.prompts_per_step >= 1, "trainer.prompts_per_step must be >= 1"),
+        (config.data.fps > 0, "data.fps must be > 0"),
+        (config.checkpoint.keep_last >= 1, "checkpoint.keep_last must be >= 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    if config.teacher.backend == "remote" and not config.teacher.url:
+        raise ConfigError("teacher.url is required when teacher.backend=remote")
+
+
+def config_to_yaml(config: RunConfig) -> str:
+    """The resolved configuration as YAML (saved beside every run)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.structured(config))

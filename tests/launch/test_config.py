@@ -1,0 +1,42 @@
+"""The run configuration: presets, overrides, and clear errors naming the bad key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from launch.config import ConfigError, config_to_yaml, load_config
+
+
+def test_defaults_and_overrides() -> None:
+    config = load_config(None, ["trainer.objective=grpo", "rollout.n=8", "learner.lr=5e-4"])
+    assert config.trainer.objective == "grpo"
+    assert config.rollout.n == 8
+    assert config.learner.lr == pytest.approx(5e-4)
+    assert "objective: grpo" in config_to_yaml(config)
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"rollout\.temprature"):
+        load_config(None, ["rollout.temprature=1.0"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("trainer:\n  stepz: 3\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml.*trainer\.stepz"):
+        load_config(str(bad))
+
+
+def test_bad_values_are_named() -> None:
+    with pytest.raises(ConfigError, match=r"rollout\.n"):
+        load_config(None, ["rollout.n=many"])
+    with pytest.raises(ConfigError, match=r"rollout\.temperature must be > 0"):
+        load_config(None, ["rollout.temperature=0"])
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(None, ["rollout.n"])
+    with pytest.raises(ConfigError, match=r"teacher\.url is required"):
+        load_config(None, ["teacher.backend=remote"])
+
+
+def test_unknown_preset_lists_known_ones() -> None:
+    with pytest.raises(ConfigError, match="neither a file nor a preset"):
+        load_config("no-such-preset")
