@@ -1,0 +1,116 @@
+"""The compute ledger: per-step metrics and per-phase wall-clock, to JSONL and TensorBoard.
+
+Each step appends one JSON line (flushed and fsynced, so a killed run keeps every finished step)
+and, when TensorBoard is available, the same scalars. The comparison report reads the JSONL.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+class PhaseTimer:
+    """Accumulates wall-clock seconds per named phase (rollout, teacher, learner, sync, ...)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time the enclosed block and add it to `name`."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def reset(self) -> dict[str, float]:
+        """Return the accumulated times and start again from zero."""
+        out, self.seconds = self.seconds, {}
+        return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item"):
+        return _jsonable(value.item())
+    return value
+
+
+class Ledger:
+    """Appends step records to `<dir>/metrics.jsonl` and scalars to TensorBoard."""
+
+    def __init__(self, directory: str | Path, tensorboard: bool = True) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / "metrics.jsonl"
+        self._writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._writer = SummaryWriter(str(self.directory / "tensorboard"))
+            except ImportError:  # TensorBoard is optional at run time
+                self._writer = None
+
+    def log(self, record: dict[str, Any]) -> None:
+        """Append one record (must hold "step"); nested dicts become "a/b" scalars."""
+        clean = _jsonable(record)
+        line = json.dumps(clean, sort_keys=True)
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        if self._writer is not None:
+            step = int(record["step"])
+            for key, value in _flatten(clean).items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    self._writer.add_scalar(key, value, step)
+            self._writer.flush()
+
+    def truncate_after(self, step: int) -> None:
+        """Drop records of steps after `step` (used when resuming from a checkpoint)."""
+        if not self.path.exists():
+            return
+        kept = [
+            line
+            for line in self.path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step
+        ]
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+    def close(self) -> None:
+        """Close the TensorBoard writer."""
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "/"))
+        else:
+            out[name] = value
+    return out
+
+
+def read_ledger(path: str | Path) -> list[dict[str, Any]]:
+    """All records of a metrics.jsonl file, in order."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
