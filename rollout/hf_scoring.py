@@ -104,11 +104,13 @@ def completion_log_probs(
     items: Sequence[ScoringItem],
     temperature: float = 1.0,
     top_k: int = 0,
+    return_rows: bool = False,
 ) -> list[dict[str, torch.Tensor]]:
     """Per completion token: log-prob of the sampled token (and the top-k) under `model`.
 
-    Returns one dict per item: "logprobs" (T,), and with top_k > 0 "topk_ids" (T, k) and
-    "topk_logprobs" (T, k). Gradients flow when called outside `torch.no_grad()` (the learner).
+    Returns one dict per item: "logprobs" (T,), with top_k > 0 "topk_ids" (T, k) and
+    "topk_logprobs" (T, k), and with return_rows the full log-prob rows "rows" (T, V).
+    Gradients flow when called outside `torch.no_grad()` (the learner).
     """
     batch = build_hf_batch(processor, items)
     banned = vision_placeholder_ids(processor.tokenizer)
@@ -125,5 +127,7 @@ def completion_log_probs(
         if top_k > 0:
             values, ids = log_probs.topk(top_k, dim=-1)
             out["topk_ids"], out["topk_logprobs"] = ids, values
+        if return_rows:
+            out["rows"] = log_probs
         results.append(out)
     return results

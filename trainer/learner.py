@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from rollout.batch import PromptSpec, Trajectory
+from trainer.step_loss import StepTotals
 
 VISION_PREFIXES: tuple[str, ...] = ("model.visual.", "visual.")
 
@@ -184,19 +185,19 @@ class Learner:
         trajectories: Sequence[Trajectory],
         objective: str,
         objective_kwargs: dict[str, Any],
-        normaliser: float,
+        totals: StepTotals,
     ) -> StepResult:
         """One optimizer step over this rank's share; every rank must call it once per step.
 
-        `normaliser` is the step-global divisor the objective's aggregation asks for (e.g. the
-        number of sequences or tokens in the whole step, over all ranks), so that the update equals
-        the single-process one whatever the number of ranks. A non-finite loss or gradient is not
-        applied: the step is skipped on every rank and reported (`skipped=True`).
+        `totals` are the step-global counts (over all ranks) that the objective's aggregation
+        averages over, so that the update equals the single-process one whatever the number of
+        ranks and micro-batches. A non-finite loss or gradient is not applied: the step is skipped
+        on every rank and reported (`skipped=True`).
         """
         import torch
 
         from rollout.hf_scoring import completion_log_probs
-        from trainer.step_loss import step_loss
+        from trainer.step_loss import NEEDS_ROWS, step_loss
 
         t0 = time.perf_counter()
         self.engine.train()
@@ -212,8 +213,9 @@ class Learner:
                     self.processor,
                     self._scoring_items(prompts, chunk),
                     temperature=self.settings.temperature,
+                    return_rows=objective in NEEDS_ROWS,
                 )
-                loss, metrics = step_loss(objective, chunk, scores, objective_kwargs, normaliser)
+                loss, metrics = step_loss(objective, chunk, scores, objective_kwargs, totals)
             else:  # an empty share still takes part in the collective step
                 loss = sum(p.sum() * 0.0 for p in self.engine.module.parameters())
                 metrics = {}

@@ -8,6 +8,7 @@ from typing import Any
 
 from rollout.batch import PromptSpec, Trajectory
 from trainer.learner import Learner, LearnerSettings, StepResult
+from trainer.step_loss import StepTotals
 
 DEFAULT_TIMEOUT_S = 600.0
 
@@ -68,12 +69,12 @@ class LearnerGroup:
         trajectories: Sequence[Trajectory],
         objective: str,
         objective_kwargs: dict[str, Any],
-        normaliser: float,
     ) -> list[StepResult]:
         """Run one data-parallel optimizer step; return each rank's result."""
+        totals = StepTotals.of(trajectories)
         shares = split_evenly(trajectories, self.world_size)
         refs = [
-            rank.train_step.remote(prompts, share, objective, objective_kwargs, normaliser)
+            rank.train_step.remote(prompts, share, objective, objective_kwargs, totals)
             for rank, share in zip(self.ranks, shares, strict=True)
         ]
         return self._get(refs, "train step")

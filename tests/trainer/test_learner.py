@@ -87,7 +87,7 @@ def test_zero3_two_ranks_train_and_export(ray_session, tiny_models_dir: Path, sf
         tokens = sum(t.num_completion_tokens for t in trajectories)
         losses = []
         for _ in range(4):
-            results = group.train_step(prompts, trajectories, "sft", {}, normaliser=tokens)
+            results = group.train_step(prompts, trajectories, "sft", {})
             assert not any(r.skipped for r in results)
             losses.append(sum(r.loss for r in results))
         assert all(np.isfinite(losses)), losses

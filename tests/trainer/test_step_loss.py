@@ -1,0 +1,71 @@
+"""Micro-batch weighting: split losses add up to the whole-batch loss, for every objective."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rollout.batch import Trajectory
+from trainer.step_loss import StepTotals, aggregation_of, step_loss
+
+LENGTHS = (3, 5, 2, 4)
+
+
+def _batch(seed: int = 0, vocab: int = 6):
+    gen = torch.Generator().manual_seed(seed)
+    trajectories, scores = [], []
+    for i, n in enumerate(LENGTHS):
+        rows = torch.log_softmax(torch.randn(n, vocab, generator=gen), -1)
+        ids = torch.randint(0, vocab, (n,), generator=gen)
+        teacher_rows = torch.log_softmax(torch.randn(n, vocab, generator=gen), -1)
+        old = rows.gather(1, ids[:, None])[:, 0] + 0.05 * torch.randn(n, generator=gen)
+        trajectories.append(
+            Trajectory(
+                prompt_index=i // 2,
+                sample_index=i % 2,
+                prompt_ids=np.array([1, 2]),
+                completion_ids=ids.numpy(),
+                logprobs=old.numpy(),
+                finish_reason="stop",
+                teacher_logprobs=teacher_rows.gather(1, ids[:, None])[:, 0].numpy(),
+                teacher_topk_ids=torch.arange(vocab).expand(n, vocab).numpy(),
+                teacher_topk_logprobs=teacher_rows.numpy(),
+                rewards={"total": float(i), "advantage": float(i) - 1.5},
+            )
+        )
+        scores.append({"logprobs": rows.gather(1, ids[:, None])[:, 0], "rows": rows})
+    return trajectories, scores
+
+
+@pytest.mark.parametrize(
+    "objective", ["opd", "opd_full_rkl", "opd_topk_fkl", "opd_topk_rkl", "sft", "grpo", "tempsamp"]
+)
+@pytest.mark.parametrize("aggregation", [None, "token_mean", "seq_mean_token_mean", "sum"])
+def test_micro_batches_add_up_to_the_whole_batch(objective: str, aggregation: str | None) -> None:
+    trajectories, scores = _batch()
+    options = {} if aggregation is None else {"aggregation": aggregation}
+    totals = StepTotals.of(trajectories)
+    whole, _ = step_loss(objective, trajectories, scores, options, totals)
+    parts = [
+        step_loss(objective, trajectories[a:b], scores[a:b], options, totals)[0]
+        for a, b in ((0, 1), (1, 3), (3, 4))
+    ]
+    assert torch.allclose(sum(parts), whole, atol=1e-5), (
+        objective,
+        float(sum(parts)),
+        float(whole),
+    )
+
+
+def test_default_aggregations() -> None:
+    assert aggregation_of("opd", {}) == "seq_mean_token_sum"
+    assert aggregation_of("sft", {}) == "token_mean"
+    assert aggregation_of("grpo", {"aggregation": "seq_mean"}) == "seq_mean_token_mean"
+
+
+def test_advantage_objectives_need_driver_advantages() -> None:
+    trajectories, scores = _batch()
+    trajectories[0].rewards.pop("advantage")
+    with pytest.raises(ValueError, match="no 'advantage'"):
+        step_loss("grpo", trajectories, scores, {}, StepTotals.of(trajectories))
