@@ -98,6 +98,32 @@ class TrainerConfig:
 
 
 @dataclass
+class RewardConfig:
+    """Rewards (GRPO / TempSamp-R1 train on them; every objective logs them)."""
+
+    format_weight: float = 0.0
+    eos_weight: float = 0.0
+    distance_weighted: bool = False
+    dynamic_filtering: bool = False
+    tempsamp_variant: str = "mixed"
+
+
+@dataclass
+class ResourcesConfig:
+    """Ray CPUs reserved per actor. The driver runs the phases one after another, so on a single
+    small machine the actors can share the cores (0 = reserve nothing); on a cluster reserve real
+    CPUs/GPUs so that Ray places the pools on their own resources."""
+
+    num_cpus: int | None = None
+    rollout_cpus: float = 0.0
+    teacher_cpus: float = 0.0
+    learner_cpus: float = 0.0
+    rollout_gpus: float = 0.0
+    teacher_gpus: float = 0.0
+    learner_gpus: float = 0.0
+
+
+@dataclass
 class EvalConfig:
     """Periodic greedy evaluation on the validation split."""
 
@@ -125,6 +151,8 @@ class RunConfig:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
@@ -188,6 +216,10 @@ def validate_config(config: RunConfig) -> None:
         (config.trainer.prompts_per_step >= 1, "trainer.prompts_per_step must be >= 1"),
         (config.data.fps > 0, "data.fps must be > 0"),
         (config.checkpoint.keep_last >= 1, "checkpoint.keep_last must be >= 1"),
+        (
+            config.reward.tempsamp_variant in ("mixed", "downscale", "anchor"),
+            "reward.tempsamp_variant must be mixed|downscale|anchor",
+        ),
     ]
     for ok, message in checks:
         if not ok:

@@ -1,0 +1,168 @@
+"""What the driver does to a sampled batch between rollout and the learner (pure, testable).
+
+- `inject_ground_truth`: TempSamp-R1 adds one ground-truth completion per group.
+- `assign_rewards`: every trajectory gets its reward components (IoU, format, ...).
+- `assign_advantages`: GRPO / TempSamp-R1 group advantages over the whole step, with optional
+  dynamic filtering of zero-variance groups.
+- `batch_metrics`: reward / IoU statistics (ground-truth rows excluded), the teacher-student
+  reverse KL on the sampled tokens, the rollout-vs-learner log-prob mismatch, token counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from rollout.batch import RolloutBatch, Trajectory
+from trainer.objectives import (
+    filter_zero_variance_groups,
+    group_advantages,
+    tempsamp_advantages,
+)
+from trainer.objectives.rewards import ground_truth_completion, grpo_reward, tempsamp_reward
+from tvg.parsing import parse_span
+
+TEACHER_OBJECTIVES = ("opd", "opd_full_rkl", "opd_topk_fkl", "opd_topk_rkl", "opd_k1", "opd_k3")
+ADVANTAGE_OBJECTIVES = ("grpo", "tempsamp")
+
+
+def needs_teacher(objective: str) -> bool:
+    """Whether the objective reads teacher scores."""
+    return objective in TEACHER_OBJECTIVES
+
+
+def teacher_top_k(objective: str, vocab_size: int, configured: int) -> int:
+    """Teacher top-k the objective needs: the full vocabulary for the exact reverse KL when it is
+    small enough (tiny models), the configured k for top-k variants, else 0."""
+    if objective == "opd_full_rkl":
+        return vocab_size if configured <= 0 else configured
+    if objective in ("opd_topk_fkl", "opd_topk_rkl"):
+        return max(configured, 1)
+    return configured
+
+
+def inject_ground_truth(batch: RolloutBatch, tokenizer: Any, eos_id: int) -> None:
+    """Append one ground-truth completion per prompt (TempSamp-R1), tokenised from the style's
+    answer template; its behaviour log-probs are placeholders (the loss uses ratio 1)."""
+    for index, spec in enumerate(batch.prompts):
+        if not spec.spans:
+            continue
+        members = batch.group(index)
+        if not members:
+            continue
+        text = ground_truth_completion(spec.spans[0], spec.prompt_style)
+        ids = [*tokenizer(text, add_special_tokens=False)["input_ids"], eos_id]
+        batch.trajectories.append(
+            Trajectory(
+                prompt_index=index,
+                sample_index=len(members),
+                prompt_ids=members[0].prompt_ids,
+                completion_ids=np.asarray(ids, np.int32),
+                logprobs=np.zeros(len(ids), np.float32),
+                finish_reason="stop",
+                text=text,
+                num_prompt_tokens=members[0].num_prompt_tokens,
+                weights_version=members[0].weights_version,
+                is_ground_truth=True,
+            )
+        )
+    batch.trajectories.sort(key=lambda t: (t.prompt_index, t.sample_index))
+
+
+def assign_rewards(batch: RolloutBatch, objective: str, reward_cfg: Any) -> None:
+    """Fill `Trajectory.rewards` ("iou", "format", ..., "total") for every trajectory."""
+    for traj in batch.trajectories:
+        spec = batch.prompts[traj.prompt_index]
+        if objective == "tempsamp":
+            parts = tempsamp_reward(
+                traj.text,
+                spec.spans,
+                spec.prompt_style,
+                format_weight=reward_cfg.format_weight,
+                finish_reason=traj.finish_reason,
+                eos_weight=reward_cfg.eos_weight,
+            )
+        else:
+            parts = grpo_reward(
+                traj.text,
+                spec.spans,
+                spec.prompt_style,
+                finish_reason=traj.finish_reason,
+                duration=spec.duration,
+                distance_weighted=reward_cfg.distance_weighted,
+                format_weight=reward_cfg.format_weight,
+                eos_weight=reward_cfg.eos_weight,
+            )
+        traj.rewards.update(parts)
+
+
+def assign_advantages(batch: RolloutBatch, objective: str, reward_cfg: Any) -> dict[str, float]:
+    """Group advantages over the whole step (GRPO / TempSamp-R1); drops zero-variance groups when
+    dynamic filtering is on. Returns filtering statistics."""
+    if objective not in ADVANTAGE_OBJECTIVES or not batch.trajectories:
+        return {}
+    trajs = batch.trajectories
+    rewards = torch.tensor([t.rewards["total"] for t in trajs])
+    groups = torch.tensor([t.prompt_index for t in trajs])
+    is_gt = torch.tensor([t.is_ground_truth for t in trajs])
+    if objective == "tempsamp":
+        advantages = tempsamp_advantages(
+            rewards, groups, is_gt, variant=reward_cfg.tempsamp_variant
+        )
+    else:
+        advantages = group_advantages(rewards, groups)
+    for traj, value in zip(trajs, advantages.tolist(), strict=True):
+        traj.rewards["advantage"] = float(value)
+    result = filter_zero_variance_groups(rewards, groups, include=~is_gt)
+    stats = {
+        "zero_variance_groups": float(result.num_dropped_groups),
+        "groups": float(result.num_groups),
+    }
+    if reward_cfg.dynamic_filtering:
+        keep = result.keep.tolist()
+        batch.trajectories = [t for t, k in zip(trajs, keep, strict=True) if k]
+    return stats
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if len(values) else float("nan")
+
+
+def batch_metrics(
+    batch: RolloutBatch, learner_logprobs: Sequence[np.ndarray] | None = None
+) -> dict[str, float]:
+    """Per-step statistics of the sampled (not injected) trajectories."""
+    sampled = [t for t in batch.trajectories if not t.is_ground_truth]
+    ious = [t.rewards.get("iou", 0.0) for t in sampled]
+    totals = [t.rewards.get("total", 0.0) for t in sampled]
+    out: dict[str, float] = {
+        "reward_mean": _mean(totals),
+        "reward_std": float(np.std(totals)) if totals else float("nan"),
+        "iou_mean": _mean(ious),
+        "parse_rate": _mean([float(parse_span(t.text) is not None) for t in sampled]),
+        "completions": float(len(sampled)),
+        "skipped_prompts": float(len(batch.skipped)),
+        "tokens_prompt": float(sum(t.num_prompt_tokens for t in sampled)),
+        "tokens_generated": float(sum(t.num_completion_tokens for t in sampled)),
+        "completion_length_mean": _mean([t.num_completion_tokens for t in sampled]),
+        "stopped_rate": _mean([float(t.finish_reason == "stop") for t in sampled]),
+    }
+    scored = [t for t in sampled if t.teacher_logprobs is not None]
+    if scored:
+        gaps = np.concatenate([t.logprobs - t.teacher_logprobs for t in scored])
+        out["teacher_rkl_sampled"] = float(gaps.mean()) if gaps.size else float("nan")
+        out["tokens_teacher_scored"] = float(sum(t.num_completion_tokens for t in scored))
+    if learner_logprobs is not None:
+        diffs = [
+            np.abs(lp - t.logprobs)
+            for t, lp in zip(batch.trajectories, learner_logprobs, strict=True)
+            if not t.is_ground_truth and t.num_completion_tokens
+        ]
+        if diffs:
+            flat = np.concatenate(diffs)
+            out["logprob_mismatch_mean"] = float(flat.mean())
+            out["logprob_mismatch_max"] = float(flat.max())
+    return out
