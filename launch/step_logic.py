@@ -44,28 +44,39 @@ def teacher_top_k(objective: str, vocab_size: int, configured: int) -> int:
     return configured
 
 
-def inject_ground_truth(batch: RolloutBatch, tokenizer: Any, eos_id: int) -> None:
-    """Append one ground-truth completion per prompt (TempSamp-R1), tokenised from the style's
-    answer template; its behaviour log-probs are placeholders (the loss uses ratio 1)."""
+def inject_ground_truth(
+    batch: RolloutBatch, tokenizer: Any, eos_id: int, require_samples: bool = True
+) -> None:
+    """Append one ground-truth completion per prompt, tokenised from the style's answer template
+    (TempSamp-R1's injected row; with `require_samples=False` also for prompts that have no sampled
+    row, which is how SFT builds its batch). Behaviour log-probs are placeholders: the loss treats
+    the row as on-policy (ratio 1)."""
+    from rollout.prompting import prompt_token_ids
+
     for index, spec in enumerate(batch.prompts):
         if not spec.spans:
             continue
         members = batch.group(index)
-        if not members:
+        if not members and require_samples:
             continue
         text = ground_truth_completion(spec.spans[0], spec.prompt_style)
         ids = [*tokenizer(text, add_special_tokens=False)["input_ids"], eos_id]
+        prompt_ids = (
+            members[0].prompt_ids
+            if members
+            else prompt_token_ids(tokenizer, spec.query, spec.prompt_style)
+        )
         batch.trajectories.append(
             Trajectory(
                 prompt_index=index,
                 sample_index=len(members),
-                prompt_ids=members[0].prompt_ids,
+                prompt_ids=prompt_ids,
                 completion_ids=np.asarray(ids, np.int32),
                 logprobs=np.zeros(len(ids), np.float32),
                 finish_reason="stop",
                 text=text,
-                num_prompt_tokens=members[0].num_prompt_tokens,
-                weights_version=members[0].weights_version,
+                num_prompt_tokens=members[0].num_prompt_tokens if members else 0,
+                weights_version=members[0].weights_version if members else 0,
                 is_ground_truth=True,
             )
         )

@@ -1,0 +1,370 @@
+"""The single-controller training loop (`vopd train`).
+
+One step: sampler -> rollout (vLLM workers) -> [ground-truth rows] -> teacher scores and/or
+rewards -> advantages -> learner update (DeepSpeed ranks) -> weight sync into every rollout
+engine -> metrics and the compute ledger; every K steps a greedy evaluation on the validation split
+and a checkpoint. The objective is a config key, so OPD, GRPO, TempSamp-R1 and SFT run through
+the same loop on the same data order, seed and hardware.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from launch.checkpoints import (
+    commit_checkpoint,
+    latest_checkpoint,
+    read_state,
+    staging_dir,
+)
+from launch.config import RunConfig, config_to_yaml
+from launch.ledger import Ledger, PhaseTimer
+from launch.step_logic import (
+    assign_advantages,
+    assign_rewards,
+    batch_metrics,
+    inject_ground_truth,
+    needs_teacher,
+    teacher_top_k,
+)
+
+
+def init_ray(config: RunConfig) -> None:
+    """Start (or join) Ray: a local instance with the dashboard off unless RAY_ADDRESS is set."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"])
+        return
+    ray.init(
+        num_cpus=config.resources.num_cpus or os.cpu_count(),
+        include_dashboard=False,
+        configure_logging=False,
+    )
+
+
+@dataclass
+class EvalResult:
+    """Greedy evaluation of a prompt list."""
+
+    metrics: dict[str, float]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def evaluate(rollout: Any, prompts: list[Any], max_tokens: int) -> EvalResult:
+    """Greedy-decode every prompt with the rollout group and score it with the task metrics."""
+    from rollout.engine_config import SamplingConfig
+    from tvg.metrics import grounding_metrics
+    from tvg.parsing import parse_span
+    from tvg.rewards import max_iou
+
+    batch = rollout.sample(
+        prompts, n=1, sampling=SamplingConfig(temperature=0.0, max_tokens=max_tokens)
+    )
+    answered = {t.prompt_index: t for t in batch.trajectories}
+    ious, parsed, rows = [], [], []
+    for index, spec in enumerate(prompts):
+        traj = answered.get(index)
+        text = traj.text if traj is not None else ""
+        span = parse_span(text)
+        iou = max_iou(span, spec.spans) if span is not None and spec.spans else 0.0
+        ious.append(iou)
+        parsed.append(span is not None)
+        rows.append({"id": spec.sample_id, "answer": text, "iou": iou})
+    return EvalResult(grounding_metrics(ious, parsed), rows)
+
+
+class Driver:
+    """Owns the actor groups and runs the loop for one RunConfig."""
+
+    def __init__(self, config: RunConfig, resume: bool = False) -> None:
+        self.config = config
+        self.out = Path(config.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.resume = resume
+        self.timer = PhaseTimer()
+        self._seed(config.trainer.seed)
+        init_ray(config)
+        self._load_data()
+        self._start_actors()
+        self.ledger = Ledger(self.out)
+        self.step = 0
+        if resume:
+            self._resume()
+        else:
+            (self.out / "config.yaml").write_text(config_to_yaml(config))
+
+    @staticmethod
+    def _seed(seed: int) -> None:
+        import torch
+
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+
+    # ------------------------------------------------------------------ set-up
+    def _load_data(self) -> None:
+        from curriculum.uniform import UniformSampler
+        from rollout.batch import PromptSpec
+        from tvg.formats import load_samples
+        from tvg.video import VideoSettings
+
+        cfg = self.config.data
+        self.video_settings = VideoSettings(
+            fps=cfg.fps, max_frames=cfg.max_frames, max_pixels=cfg.max_pixels
+        )
+
+        def prompts_of(path: str) -> list[PromptSpec]:
+            report = load_samples(
+                path, cfg.format, video_root=cfg.video_root, strict=not cfg.lenient
+            )
+            if report.n_skipped:
+                print(f"[data] {path}: skipped {report.n_skipped} bad records: {report.skipped}")
+            return [
+                PromptSpec.from_sample(s, cfg.prompt_style, self.video_settings)
+                for s in report.samples
+            ]
+
+        self.train_prompts = prompts_of(cfg.train)
+        self.val_prompts = prompts_of(cfg.val) if cfg.val else []
+        if self.config.eval.max_samples:
+            self.val_prompts = self.val_prompts[: self.config.eval.max_samples]
+        self.sampler = UniformSampler(len(self.train_prompts), seed=self.config.trainer.seed)
+
+    def _start_actors(self) -> None:
+        from transformers import AutoTokenizer
+
+        from rollout.engine_config import EngineConfig
+        from rollout.group import GroupConfig, RolloutGroup
+        from trainer.learner import LearnerSettings
+        from trainer.learner_group import LearnerGroup
+
+        cfg = self.config
+        self.tokenizer = AutoTokenizer.from_pretrained(cfg.model.student)
+        self.rollout = RolloutGroup(
+            EngineConfig(
+                model=cfg.model.student,
+                engine=cfg.rollout.engine,
+                seed=cfg.trainer.seed,
+                max_model_len=cfg.rollout.max_model_len,
+            ),
+            GroupConfig(
+                num_workers=cfg.rollout.num_workers,
+                cpus_per_worker=cfg.resources.rollout_cpus,
+                gpus_per_worker=cfg.resources.rollout_gpus,
+                sample_timeout_s=cfg.rollout.timeout_s,
+                bucket_bytes=cfg.rollout.weight_bucket_mb * 1024 * 1024,
+            ),
+        )
+        self.teacher = None
+        if needs_teacher(cfg.trainer.objective):
+            from teacher_server.config import TeacherConfig
+            from teacher_server.pool import TeacherPool
+
+            top_k = teacher_top_k(cfg.trainer.objective, len(self.tokenizer), cfg.teacher.top_k)
+            self.teacher = TeacherPool(
+                TeacherConfig(
+                    backend=cfg.teacher.backend,
+                    model=cfg.model.teacher if cfg.teacher.backend != "remote" else "",
+                    url=cfg.teacher.url or "",
+                    top_k=top_k,
+                    temperature=cfg.rollout.temperature,
+                    max_model_len=cfg.rollout.max_model_len,
+                    num_workers=cfg.teacher.num_workers,
+                    num_cpus=cfg.resources.teacher_cpus,
+                    timeout_s=cfg.teacher.timeout_s,
+                    seed=cfg.trainer.seed,
+                    **({"token_env": cfg.teacher.token_env} if cfg.teacher.token_env else {}),
+                )
+            )
+        learner = cfg.learner
+        self.learners = LearnerGroup(
+            LearnerSettings(
+                model_dir=cfg.model.student,
+                zero_stage=learner.zero_stage,
+                precision=learner.precision,
+                lr=learner.lr,
+                betas=(float(learner.betas[0]), float(learner.betas[1])),
+                weight_decay=learner.weight_decay,
+                warmup_steps=learner.warmup_steps,
+                total_steps=cfg.trainer.steps,
+                schedule=learner.schedule,
+                grad_clip=learner.grad_clip,
+                micro_batch_size=learner.micro_batch_size,
+                freeze_vision=cfg.model.freeze_vision,
+                temperature=cfg.rollout.temperature,
+                seed=cfg.trainer.seed,
+            ),
+            world_size=learner.num_ranks,
+            num_cpus_per_rank=cfg.resources.learner_cpus,
+        )
+
+    # ------------------------------------------------------------------ resume
+    def _resume(self) -> None:
+        checkpoint = latest_checkpoint(self.out)
+        if checkpoint is None:
+            print(f"[resume] no checkpoint under {self.out}: starting from step 0")
+            return
+        state = read_state(checkpoint)
+        self.learners.load_checkpoint(str(checkpoint / "learner"))
+        self.sampler.load_state_dict(state["sampler"])
+        self.step = int(state["step"])
+        random.setstate(_tuple_state(state["python_rng"]))
+        self._sync_weights(version=self.step)
+        self.ledger.truncate_after(self.step)
+        print(f"[resume] continuing after step {self.step} from {checkpoint}")
+
+    # ------------------------------------------------------------------ one step
+    def _sync_weights(self, version: int) -> None:
+        buckets = self.learners.export_weights(self.config.rollout.weight_bucket_mb * 1024 * 1024)
+        state = {name: tensor for bucket in buckets for name, tensor in bucket}
+        self.rollout.update_weights(state, version=version)
+
+    def train_step(self) -> dict[str, Any]:
+        """Run one full step and return its ledger record."""
+        from rollout.batch import RolloutBatch
+        from rollout.engine_config import SamplingConfig
+
+        cfg = self.config
+        objective = cfg.trainer.objective
+        t0 = time.perf_counter()
+        indices = self.sampler.next_indices(cfg.trainer.prompts_per_step)
+        prompts = [self.train_prompts[i] for i in indices]
+        if objective == "sft":  # supervised arm: the ground-truth answers, nothing sampled
+            batch = RolloutBatch(prompts=prompts)
+            inject_ground_truth(
+                batch, self.tokenizer, self.tokenizer.eos_token_id, require_samples=False
+            )
+        else:
+            with self.timer.phase("rollout"):
+                batch = self.rollout.sample(
+                    prompts,
+                    n=cfg.rollout.n,
+                    sampling=SamplingConfig(
+                        temperature=cfg.rollout.temperature,
+                        top_p=cfg.rollout.top_p,
+                        max_tokens=cfg.rollout.max_new_tokens,
+                    ),
+                )
+        if objective == "tempsamp":
+            inject_ground_truth(batch, self.tokenizer, self.tokenizer.eos_token_id)
+        if self.teacher is not None:
+            with self.timer.phase("teacher"):
+                self.teacher.score_batch(batch)
+        with self.timer.phase("reward"):
+            assign_rewards(batch, objective, cfg.reward)
+            filtering = assign_advantages(batch, objective, cfg.reward)
+        learner_lp = None
+        with self.timer.phase("learner"):
+            sampled = [t for t in batch.trajectories if not t.is_ground_truth]
+            if sampled:
+                rows = self.learners.log_probs(batch.prompts, batch.trajectories)
+                learner_lp = [r["logprobs"] for r in rows]
+            results = self.learners.train_step(
+                batch.prompts, batch.trajectories, objective, dict(cfg.trainer.objective_kwargs)
+            )
+        self.step += 1
+        with self.timer.phase("sync"):
+            self._sync_weights(version=self.step)
+        record: dict[str, Any] = {"step": self.step, "objective": objective}
+        record.update(batch_metrics(batch, learner_lp))
+        record.update(filtering)
+        record["loss"] = float(sum(r.loss for r in results))
+        record["grad_norm"] = results[0].grad_norm
+        record["skipped_update"] = any(r.skipped for r in results)
+        record["tokens_trained"] = float(sum(r.num_tokens for r in results))
+        record["lr"] = self._lr()
+        record["samples_seen"] = self.step * cfg.trainer.prompts_per_step
+        if self.step % cfg.eval.every_steps == 0 or self.step == cfg.trainer.steps:
+            with self.timer.phase("eval"):
+                record["val"] = self.evaluate().metrics
+        if self.step % cfg.checkpoint.every_steps == 0 or self.step == cfg.trainer.steps:
+            with self.timer.phase("checkpoint"):
+                record["checkpoint"] = str(self.save_checkpoint())
+        record["time"] = self.timer.reset()
+        record["time"]["step"] = time.perf_counter() - t0
+        self.ledger.log(record)
+        return record
+
+    def _lr(self) -> float:
+        from trainer.lr_schedule import lr_multiplier
+
+        cfg = self.config
+        return cfg.learner.lr * lr_multiplier(
+            self.step, cfg.learner.warmup_steps, cfg.trainer.steps, cfg.learner.schedule
+        )
+
+    def evaluate(self) -> EvalResult:
+        """Greedy evaluation of the current student on the validation split."""
+        if not self.val_prompts:
+            return EvalResult({})
+        return evaluate(self.rollout, self.val_prompts, self.config.eval.max_new_tokens)
+
+    def save_checkpoint(self) -> Path:
+        """Write an atomic checkpoint of this step (HF model + learner state + loop state)."""
+        staging = staging_dir(self.out, self.step)
+        self.learners.save_hf_model(str(staging / "model"))
+        self.learners.save_checkpoint(str(staging / "learner"), {"step": self.step})
+        state = {
+            "step": self.step,
+            "sampler": self.sampler.state_dict(),
+            "python_rng": _jsonable_state(random.getstate()),
+            "objective": self.config.trainer.objective,
+        }
+        return commit_checkpoint(
+            self.out, staging, self.step, state, self.config.checkpoint.keep_last
+        )
+
+    # ------------------------------------------------------------------ loop
+    def run(self) -> dict[str, Any]:
+        """Train until `trainer.steps`; return a summary (also written to summary.json)."""
+        cfg = self.config
+        bar = tqdm(
+            total=cfg.trainer.steps, initial=self.step, desc=f"train {cfg.trainer.objective}"
+        )
+        last: dict[str, Any] = {}
+        while self.step < cfg.trainer.steps:
+            last = self.train_step()
+            bar.update(1)
+            postfix = {"loss": f"{last['loss']:.3f}", "iou": f"{last['iou_mean']:.2f}"}
+            if "val" in last:
+                postfix["val_mIoU"] = f"{last['val'].get('mIoU', float('nan')):.1f}"
+            bar.set_postfix(postfix)
+        bar.close()
+        summary = {"steps": self.step, "last": last, "out_dir": str(self.out)}
+        tmp = self.out / "summary.json.tmp"
+        tmp.write_text(json.dumps(summary, indent=2, default=str))
+        os.replace(tmp, self.out / "summary.json")
+        return summary
+
+    def shutdown(self) -> None:
+        """Stop every actor group."""
+        self.ledger.close()
+        for group in (self.rollout, self.teacher, self.learners):
+            if group is not None:
+                group.shutdown()
+
+
+def _jsonable_state(state: Any) -> Any:
+    if isinstance(state, tuple):
+        return [_jsonable_state(s) for s in state]
+    return state
+
+
+def _tuple_state(state: Any) -> Any:
+    if isinstance(state, list):
+        return tuple(_tuple_state(s) for s in state)
+    return state
