@@ -12,9 +12,12 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "models",
     "demo",
+    "train",
     "data",
     "score",
     "synth",
+    "teacher_server",
+    "eval",
 )
 
 

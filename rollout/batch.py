@@ -75,7 +75,9 @@ class Trajectory:
         for consistency checks on the learner).
     completion_ids: int32 ids of the sampled tokens (the end token included when sampled).
     logprobs: float32 behaviour log-probs of the sampled tokens under the sampling engine
-        (same length as completion_ids), after the configured temperature.
+        (same length as completion_ids), after the configured temperature and the ban of the
+        vision placeholder tokens (vLLM also applies any top-k / top-p truncation; see
+        `rollout.engine_config.SamplingConfig`).
     topk_ids / topk_logprobs: optional (T, k) top-k of the behaviour distribution per position.
     finish_reason: "stop" (end token or stop string), "length" (max tokens), or "error".
     text: the decoded completion.
@@ -157,7 +159,11 @@ class RolloutBatch:
 
     @classmethod
     def merge(cls, parts: list[RolloutBatch], prompts: list[PromptSpec]) -> RolloutBatch:
-        """Concatenate batches sampled over disjoint prompt subsets, re-indexed to `prompts`."""
+        """Concatenate batches sampled over disjoint prompt subsets into one batch over `prompts`.
+
+        The parts' `prompt_index` / `SkippedPrompt.prompt_index` must already index `prompts`
+        (engines stamp the batch-wide index they are given); timings are summed per key.
+        """
         merged = cls(prompts=prompts)
         for part in parts:
             merged.trajectories.extend(part.trajectories)

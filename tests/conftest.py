@@ -38,6 +38,8 @@ def ray_session():
     if not ray.is_initialized():
         ray.init(
             num_cpus=2,
+            # Teacher actors reserve this custom resource instead of CPUs (tests/teacher_server).
+            resources={"teacher": 4},
             include_dashboard=False,
             object_store_memory=200 * 1024 * 1024,
             log_to_driver=True,

@@ -12,10 +12,12 @@ The process group is gloo on CPU and NCCL on GPUs (same code; only the CPU path 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -26,6 +28,30 @@ from rollout.batch import PromptSpec, Trajectory
 from trainer.step_loss import StepTotals
 
 VISION_PREFIXES: tuple[str, ...] = ("model.visual.", "visual.")
+_SANITIZED_FIELDS = ("logprobs", "teacher_logprobs", "teacher_topk_logprobs", "topk_logprobs")
+
+
+def sanitize_trajectories(
+    trajectories: Sequence[Trajectory],
+) -> tuple[list[Trajectory], list[str]]:
+    """Copies with NaN / +inf in log-prob arrays and rewards replaced by 0 (-inf kept: a masked
+    top-k entry), and the names of the fields that held them ("<index>.<field>")."""
+    clean: list[Trajectory] = []
+    bad: list[str] = []
+    for index, traj in enumerate(trajectories):
+        changes: dict[str, Any] = {}
+        for name in _SANITIZED_FIELDS:
+            value = getattr(traj, name)
+            if value is not None and (np.isnan(value).any() or np.isposinf(value).any()):
+                bad.append(f"{index}.{name}")
+                changes[name] = np.nan_to_num(value, nan=0.0, posinf=0.0, neginf=-np.inf)
+        if any(not math.isfinite(v) for v in traj.rewards.values()):
+            bad.append(f"{index}.rewards")
+            changes["rewards"] = {
+                k: (v if math.isfinite(v) else 0.0) for k, v in traj.rewards.items()
+            }
+        clean.append(dataclasses.replace(traj, **changes) if changes else traj)
+    return clean, bad
 
 
 @dataclass(frozen=True)
@@ -154,20 +180,43 @@ class Learner:
             )
         return items
 
+    def _chunks(
+        self, trajectories: Sequence[Trajectory], num_chunks: int, filler: Trajectory
+    ) -> list[tuple[list[Trajectory], float]]:
+        """Micro-batches of this rank's share, padded to `num_chunks` with weight-0 filler chunks.
+
+        Under ZeRO-3 every forward gathers parameters collectively, so every rank must run the same
+        number of forward/backward passes even when the shares differ in size.
+        """
+        size = max(1, self.settings.micro_batch_size)
+        chunks = [
+            (list(trajectories[i : i + size]), 1.0) for i in range(0, len(trajectories), size)
+        ]
+        if len(chunks) > num_chunks:
+            raise ValueError(f"rank {self.rank}: {len(chunks)} micro-batches > {num_chunks}")
+        chunks += [([filler], 0.0)] * (num_chunks - len(chunks))
+        return chunks
+
     def log_probs(
-        self, prompts: Sequence[PromptSpec], trajectories: Sequence[Trajectory], top_k: int = 0
+        self,
+        prompts: Sequence[PromptSpec],
+        trajectories: Sequence[Trajectory],
+        num_chunks: int,
+        filler: Trajectory,
+        top_k: int = 0,
     ) -> list[dict[str, np.ndarray]]:
-        """Current-policy log-probs of the trajectories' tokens (no gradient), as numpy arrays."""
+        """Current-policy log-probs of the trajectories' tokens (no gradient), as numpy arrays.
+
+        Every rank must call it with the same `num_chunks` (see `_chunks`).
+        """
         import torch
 
         from rollout.hf_scoring import completion_log_probs
 
         self.engine.eval()
         out: list[dict[str, np.ndarray]] = []
-        size = max(1, self.settings.micro_batch_size)
         with torch.no_grad():
-            for start in range(0, len(trajectories), size):
-                chunk = trajectories[start : start + size]
+            for chunk, weight in self._chunks(trajectories, num_chunks, filler):
                 scores = completion_log_probs(
                     self.engine,
                     self.processor,
@@ -175,7 +224,8 @@ class Learner:
                     temperature=self.settings.temperature,
                     top_k=top_k,
                 )
-                out.extend({k: v.float().numpy() for k, v in s.items()} for s in scores)
+                if weight:
+                    out.extend({k: v.float().numpy() for k, v in s.items()} for s in scores)
         return out
 
     # ------------------------------------------------------------------ training
@@ -186,13 +236,16 @@ class Learner:
         objective: str,
         objective_kwargs: dict[str, Any],
         totals: StepTotals,
+        num_chunks: int,
+        filler: Trajectory,
     ) -> StepResult:
         """One optimizer step over this rank's share; every rank must call it once per step.
 
         `totals` are the step-global counts (over all ranks) that the objective's aggregation
         averages over, so that the update equals the single-process one whatever the number of
-        ranks and micro-batches. A non-finite loss or gradient is not applied: the step is skipped
-        on every rank and reported (`skipped=True`).
+        ranks and micro-batches; `num_chunks` / `filler` keep the ranks' passes aligned. A
+        non-finite input, loss or gradient is not applied: the step is skipped on every rank, with
+        a warning, and reported (`skipped=True`).
         """
         import torch
 
@@ -201,30 +254,34 @@ class Learner:
 
         t0 = time.perf_counter()
         self.engine.train()
-        size = max(1, self.settings.micro_batch_size)
-        chunks = [trajectories[i : i + size] for i in range(0, len(trajectories), size)] or [[]]
+        chunks = self._chunks(trajectories, num_chunks, filler)
         total_loss, metrics_sum = 0.0, {}
         finite = True
-        for index, chunk in enumerate(chunks):
+        for index, (chunk, weight) in enumerate(chunks):
             self.engine.set_gradient_accumulation_boundary(index == len(chunks) - 1)
-            if chunk:
-                scores = completion_log_probs(
-                    self.engine,
-                    self.processor,
-                    self._scoring_items(prompts, chunk),
-                    temperature=self.settings.temperature,
-                    return_rows=objective in NEEDS_ROWS,
+            clean, bad = sanitize_trajectories(chunk)
+            if bad and weight:
+                warnings.warn(
+                    f"step {self.step_count + 1}, rank {self.rank}: non-finite values in "
+                    f"{bad}; the update is skipped",
+                    stacklevel=1,
                 )
-                loss, metrics = step_loss(objective, chunk, scores, objective_kwargs, totals)
-            else:  # an empty share still takes part in the collective step
-                loss = sum(p.sum() * 0.0 for p in self.engine.module.parameters())
-                metrics = {}
-            loss = loss * self.world_size  # DeepSpeed averages gradients over ranks
+                finite = False
+            scores = completion_log_probs(
+                self.engine,
+                self.processor,
+                self._scoring_items(prompts, clean),
+                temperature=self.settings.temperature,
+                return_rows=objective in NEEDS_ROWS,
+            )
+            loss, metrics = step_loss(objective, clean, scores, objective_kwargs, totals)
+            # Filler chunks (and a skipped step) still run the same passes, with no effect.
+            loss = loss * (weight if finite else 0.0) * self.world_size
             finite = finite and bool(torch.isfinite(loss.detach()))
             self.engine.backward(loss)
             total_loss += float(loss.detach()) / self.world_size
             for key, value in metrics.items():
-                metrics_sum[key] = metrics_sum.get(key, 0.0) + value
+                metrics_sum[key] = metrics_sum.get(key, 0.0) + value * weight
         finite = self._all_ranks_finite(finite)
         grad_norm = float("nan")
         if finite:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 from collections.abc import Sequence
 from typing import Any
@@ -71,21 +72,33 @@ class LearnerGroup:
         objective_kwargs: dict[str, Any],
     ) -> list[StepResult]:
         """Run one data-parallel optimizer step; return each rank's result."""
+        if not trajectories:
+            raise ValueError("train_step needs at least one trajectory")
         totals = StepTotals.of(trajectories)
-        shares = split_evenly(trajectories, self.world_size)
+        shares, num_chunks = self._shares(trajectories)
         refs = [
-            rank.train_step.remote(prompts, share, objective, objective_kwargs, totals)
+            rank.train_step.remote(
+                prompts, share, objective, objective_kwargs, totals, num_chunks, trajectories[0]
+            )
             for rank, share in zip(self.ranks, shares, strict=True)
         ]
         return self._get(refs, "train step")
+
+    def _shares(self, trajectories: Sequence[Trajectory]) -> tuple[list[list[Trajectory]], int]:
+        """Data-parallel shares and the common number of micro-batches every rank runs."""
+        shares = split_evenly(trajectories, self.world_size)
+        size = max(1, self.settings.micro_batch_size)
+        return shares, max(1, max(math.ceil(len(s) / size) for s in shares))
 
     def log_probs(
         self, prompts: Sequence[PromptSpec], trajectories: Sequence[Trajectory], top_k: int = 0
     ) -> list[dict[str, Any]]:
         """Current-policy log-probs of all trajectories, computed across the ranks, in order."""
-        shares = split_evenly(trajectories, self.world_size)
+        if not trajectories:
+            return []
+        shares, num_chunks = self._shares(trajectories)
         refs = [
-            rank.log_probs.remote(prompts, share, top_k)
+            rank.log_probs.remote(prompts, share, num_chunks, trajectories[0], top_k)
             for rank, share in zip(self.ranks, shares, strict=True)
         ]
         return [row for part in self._get(refs, "log-probs") for row in part]

@@ -91,44 +91,66 @@ def _print_table(result: dict[str, Any]) -> None:
         print(f"note: {result['duplicate_predictions']} duplicate predictions were ignored")
 
 
-def run_score(args: argparse.Namespace) -> int:
-    """Score the predictions; print a table (or JSON); return 0, or 1 on a data error."""
-    from tvg.errors import DataError
+def score_prediction_file(
+    annotations: list[str],
+    predictions: str,
+    format: str | None = None,
+    pred_format: str | None = None,
+    lenient: bool = False,
+) -> dict[str, Any]:
+    """Score a prediction file against annotation files; return the `vopd score` result dict.
+
+    Raises `tvg.errors.DataError` for a bad annotation or prediction file.
+    """
     from tvg.formats import load_samples
     from tvg.metrics import is_qvhighlights, score_samples
     from tvg.predictions import match_predictions, read_predictions
 
-    try:
-        pred_format, entries = read_predictions(args.predictions, args.pred_format)
-        datasets: dict[str, dict[str, float]] = {}
-        missing: dict[str, int] = {}
-        unmatched = {key.location for key, _ in entries}
-        duplicates = 0
-        for path in args.annotations:
-            report = load_samples(path, args.format, strict=not args.lenient)
-            if report.skipped:
-                skipped = ", ".join(f"{k} {v}" for k, v in sorted(report.skipped.items()))
-                print(
-                    f"warning: {path}: skipped {report.n_skipped} records ({skipped})",
-                    file=sys.stderr,
-                )
-            result = match_predictions(report.samples, entries, pred_format)
-            unmatched &= set(result.unmatched)
-            duplicates += len(result.duplicates)
-            with_map = _every_dataset if report.format == "qvhighlights" else is_qvhighlights
-            for name, score in score_samples(report.samples, result.by_sample, with_map).items():
-                datasets[name] = _round(score.metrics)
-                missing[name] = score.missing
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    output = {
+    pred_fmt, entries = read_predictions(predictions, pred_format)
+    datasets: dict[str, dict[str, float]] = {}
+    missing: dict[str, int] = {}
+    unmatched = {key.location for key, _ in entries}
+    duplicates = 0
+    for path in annotations:
+        report = load_samples(path, format, strict=not lenient)
+        if report.skipped:
+            skipped = ", ".join(f"{k} {v}" for k, v in sorted(report.skipped.items()))
+            print(
+                f"warning: {path}: skipped {report.n_skipped} records ({skipped})",
+                file=sys.stderr,
+            )
+        result = match_predictions(report.samples, entries, pred_fmt)
+        unmatched &= set(result.unmatched)
+        duplicates += len(result.duplicates)
+        with_map = _every_dataset if report.format == "qvhighlights" else is_qvhighlights
+        for name, score in score_samples(report.samples, result.by_sample, with_map).items():
+            datasets[name] = _round(score.metrics)
+            missing[name] = score.missing
+    return {
         "datasets": datasets,
         "missing_predictions": missing,
         "unmatched_predictions": len(unmatched),
         "duplicate_predictions": duplicates,
-        "prediction_format": pred_format,
+        "prediction_format": pred_fmt,
     }
+
+
+def print_score_table(result: dict[str, Any]) -> None:
+    """Print a `score_prediction_file` result as `vopd score` does (table and notes)."""
+    _print_table(result)
+
+
+def run_score(args: argparse.Namespace) -> int:
+    """Score the predictions; print a table (or JSON); return 0, or 1 on a data error."""
+    from tvg.errors import DataError
+
+    try:
+        output = score_prediction_file(
+            args.annotations, args.predictions, args.format, args.pred_format, args.lenient
+        )
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(output, indent=2))
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -93,11 +94,36 @@ def test_zero3_two_ranks_train_and_export(ray_session, tiny_models_dir: Path, sf
         assert all(np.isfinite(losses)), losses
         assert losses[-1] < losses[0], losses
 
-        after = dict(pair for bucket in group.export_weights() for pair in bucket)
-        changed = [k for k in initial if not torch.equal(after[k], initial[k])]
+        trained = dict(pair for bucket in group.export_weights() for pair in bucket)
+        changed = [k for k in initial if not torch.equal(trained[k], initial[k])]
         assert len(changed) == len(initial)  # every parameter trained (nothing frozen)
         rows = group.log_probs(prompts, trajectories)
         mean_nll = -sum(float(r["logprobs"].sum()) for r in rows) / tokens
         assert mean_nll == pytest.approx(losses[-1], rel=0.25)
+
+        # Uneven shares (3 + 2 with micro-batches of 2): ranks stay in step, results in order.
+        five = [*trajectories, trajectories[0]]
+        rows5 = group.log_probs(prompts, five)
+        assert len(rows5) == 5
+        assert np.allclose(rows5[4]["logprobs"], rows5[0]["logprobs"], atol=1e-6)
+        assert not any(r.skipped for r in group.train_step(prompts, five, "sft", {}))
+        after = dict(pair for bucket in group.export_weights() for pair in bucket)
+
+        # A NaN in the teacher's scores: the update is skipped on every rank, weights untouched.
+        poisoned = [dataclasses.replace(t) for t in trajectories]
+        for traj in poisoned:
+            traj.teacher_logprobs = np.full(traj.num_completion_tokens, -1.0, np.float32)
+        poisoned[-1].teacher_logprobs[0] = np.nan  # lands on rank 1 only
+        results = group.train_step(prompts, poisoned, "opd", {})
+        assert all(r.skipped for r in results)
+        kept = dict(pair for bucket in group.export_weights() for pair in bucket)
+        assert all(torch.equal(kept[k], after[k]) for k in after)
+        # The next clean step trains normally (no stale NaN gradients left behind).
+        poisoned[-1].teacher_logprobs[0] = -1.0
+        results = group.train_step(prompts, poisoned, "opd", {})
+        assert not any(r.skipped for r in results)
+        final = dict(pair for bucket in group.export_weights() for pair in bucket)
+        assert all(torch.isfinite(v).all() for v in final.values())
+        assert any(not torch.equal(final[k], kept[k]) for k in kept)
     finally:
         group.shutdown()

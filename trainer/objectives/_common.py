@@ -79,8 +79,12 @@ def check_shape(name: str, tensor: torch.Tensor, shape: tuple[int, ...] | torch.
         raise ValueError(f"{name} has shape {tuple(tensor.shape)}, expected {tuple(shape)}")
 
 
+class NonFiniteInputError(ValueError):
+    """An objective input holds NaN or inf at a trained position (the learner skips the step)."""
+
+
 def check_finite(name: str, tensor: torch.Tensor, mask: torch.Tensor | None = None) -> None:
-    """ValueError naming `name` when an entry at a masked-in position is NaN or +-inf.
+    """NonFiniteInputError (a ValueError) naming `name` when a masked-in entry is NaN or +-inf.
 
     `mask` (broadcastable to the leading dims of `tensor`) selects the positions checked; None
     checks every entry.
@@ -94,7 +98,7 @@ def check_finite(name: str, tensor: torch.Tensor, mask: torch.Tensor | None = No
         bad = bad & mask
     if bool(bad.any()):
         kind = "NaN" if bool((torch.isnan(tensor.detach()) & bad).any()) else "inf"
-        raise ValueError(f"{name} holds {kind} at {int(bad.sum())} trained position(s)")
+        raise NonFiniteInputError(f"{name} holds {kind} at {int(bad.sum())} trained position(s)")
 
 
 def check_logprob_rows(name: str, rows: torch.Tensor, mask: torch.Tensor) -> None:

@@ -1,0 +1,112 @@
+"""Settings of a rollout engine (how it is built) and of one sampling call (how it samples).
+
+Both are frozen, JSON-friendly dataclasses: they travel to Ray actors and are saved beside every
+evaluation's predictions, so a run can say exactly how its tokens were produced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+ENGINE_KINDS: tuple[str, ...] = ("vllm", "hf")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How to build one rollout engine.
+
+    model: directory of the (student) model, HF layout (config, safetensors, tokenizer, processor).
+    engine: "vllm" (the sampler) or "hf" (the transformers reference engine, same interface).
+    dtype: weights and compute dtype ("float32" for tiny models and parity tests).
+    seed: engine seed (sampling is seeded per engine, never per request: per-request seeds gave
+        near-identical samples across prompts).
+    max_model_len: longest prompt + completion, in tokens; longer prompts are skipped per sample.
+    threads: torch / OpenMP threads of the engine's process. On 2-core machines one thread per
+        process is fastest; a multi-threaded process competing with another thrashes.
+    kv_cache_gib: vLLM CPU KV cache (VLLM_CPU_KVCACHE_SPACE); ignored on GPUs and by "hf".
+    gpu_memory_utilization: vLLM's fraction of GPU memory (GPUs only).
+    enforce_eager: skip CUDA graphs / compilation (start-up time matters more for tiny models).
+    track_checksum: keep a digest of every weight tensor handed to the engine, so `checksum()`
+        can prove which weights it holds (costs one hash pass over each pushed tensor).
+    max_num_seqs / max_num_batched_tokens: vLLM scheduler limits (None: vLLM's defaults).
+    """
+
+    model: str
+    engine: str = "vllm"
+    dtype: str = "float32"
+    seed: int = 0
+    max_model_len: int = 2048
+    threads: int = 1
+    kv_cache_gib: int = 1
+    gpu_memory_utilization: float = 0.5
+    enforce_eager: bool = True
+    track_checksum: bool = True
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        """Reject settings that cannot build an engine."""
+        if self.engine not in ENGINE_KINDS:
+            raise ValueError(f"engine must be one of {ENGINE_KINDS}, got {self.engine!r}")
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.max_model_len < 16:
+            raise ValueError(f"max_model_len must be >= 16, got {self.max_model_len}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the settings as a plain dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How one `sample` call draws completions.
+
+    temperature: 0 means greedy decoding.
+    top_p / top_k: nucleus and top-k truncation (1.0 / 0 disable them). vLLM reports the
+        behaviour log-probs of the *processed* distribution (after temperature, the ban of vision
+        placeholder tokens AND this truncation); the transformers engine reports them after
+        temperature and the ban only (no truncation). They agree when top_p = 1 and top_k = 0.
+    max_tokens: cap on generated tokens per completion.
+    logprobs_topk: also return the top-k of the behaviour distribution per position (0: only the
+        sampled token's log-prob).
+    ignore_eos: keep generating past the end token (benchmarks with fixed lengths).
+    max_tokens_per_prompt: optional per-prompt caps indexed by the prompt's index in the batch
+        (`Trajectory.prompt_index`), e.g. to model early stops in benchmarks; each is clipped to
+        `max_tokens`.
+    """
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_tokens: int = 64
+    logprobs_topk: int = 0
+    ignore_eos: bool = False
+    max_tokens_per_prompt: tuple[int, ...] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        """Reject impossible sampling settings."""
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if self.logprobs_topk < 0 or self.top_k < 0:
+            raise ValueError("logprobs_topk and top_k must be >= 0")
+
+    @property
+    def greedy(self) -> bool:
+        """Whether this is greedy decoding (temperature 0)."""
+        return self.temperature == 0
+
+    def tokens_for(self, prompt_index: int) -> int:
+        """The max tokens of the prompt with this batch index."""
+        if self.max_tokens_per_prompt is None:
+            return self.max_tokens
+        return max(1, min(self.max_tokens, int(self.max_tokens_per_prompt[prompt_index])))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the settings as a plain dict."""
+        return asdict(self)

@@ -1,0 +1,312 @@
+"""`RolloutGroup`: R rollout workers behind one `sample` and one `update_weights` call.
+
+- Split: prompts are assigned to workers balanced by expected tokens (prompt estimate + n x max
+  tokens), largest first onto the least-loaded worker; each worker keeps input order.
+- Gather: every trajectory carries its batch-wide `prompt_index`; the merged batch is in input
+  order (prompt, then sample), and per-worker timings are recorded in `batch.timings` and
+  `last_timings`.
+- Fault tolerance: every remote call has a timeout. A worker that dies (or hangs past its timeout)
+  is killed, replaced by a fresh actor, brought to the current weights version by replaying the
+  buckets of the last update, and its unfinished shard is sent again; nothing is lost or
+  duplicated because a shard's results are only taken from the call that completed. After
+  `max_restarts` restarts of one shard the group raises `RolloutError` naming the worker and the
+  last error.
+- Weight sync: buckets go through a transport (`rollout.weight_sync`); the group keeps the
+  references of the current version's buckets for replays. Frozen prefixes must stay the same
+  across updates (a restarted worker gets its frozen modules from the model directory).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+import torch
+
+from rollout.batch import PromptSpec, RolloutBatch
+from rollout.engine_config import EngineConfig, SamplingConfig
+from rollout.weight_sync import DEFAULT_BUCKET_BYTES, WeightUpdateResult, make_transport
+from rollout.worker import RolloutWorker, worker_env
+
+log = logging.getLogger(__name__)
+
+# Prompt-length estimate for balancing when the video length is unknown (tokens).
+DEFAULT_PROMPT_TOKENS = 256
+TEXT_TOKENS = 64
+
+
+class RolloutError(RuntimeError):
+    """A rollout worker failed beyond what restarts can repair."""
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    """How many workers, their resources, and the limits on every remote call.
+
+    num_workers: R. cpus_per_worker / gpus_per_worker: Ray resources of each actor (a worker's
+        thread count is `EngineConfig.threads`). start_timeout_s: engine start-up (and weight
+        replay) of one worker. sample_timeout_s: one worker's share of one `sample` call.
+        update_timeout_s: one full weight update. control_timeout_s: small calls (checksum).
+    max_restarts: restarts allowed per shard of one call (and per worker during an update).
+    bucket_bytes / skip_prefixes / transport: weight sync settings (`rollout.weight_sync`).
+    """
+
+    num_workers: int = 2
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    start_timeout_s: float = 300.0
+    sample_timeout_s: float = 600.0
+    update_timeout_s: float = 300.0
+    control_timeout_s: float = 60.0
+    max_restarts: int = 2
+    bucket_bytes: int = DEFAULT_BUCKET_BYTES
+    skip_prefixes: tuple[str, ...] = ()
+    transport: str = "object_store"
+    worker_options: Mapping[str, Any] = field(default_factory=dict)
+
+
+def expected_tokens(spec: PromptSpec, n: int, max_tokens: int) -> float:
+    """Expected tokens of a prompt's n samples: the prompt estimate plus n x max tokens.
+
+    The prompt estimate counts frame groups (duration x fps, capped at max_frames, / 2) times the
+    merged tokens of one group at the pixel budget; without a duration it is a constant.
+    """
+    settings = spec.video_settings
+    if spec.duration:
+        frames = min(settings.max_frames, max(2.0, spec.duration * settings.fps))
+        per_group = max(1.0, settings.max_pixels / float(settings.size_factor**2))
+        prompt = TEXT_TOKENS + frames / 2 * (per_group + 6)
+    else:
+        prompt = DEFAULT_PROMPT_TOKENS
+    return prompt + n * max_tokens
+
+
+def balanced_split(costs: Sequence[float], num_workers: int) -> list[list[int]]:
+    """Assign item indices to workers: largest cost first onto the least-loaded worker.
+
+    Returns one ascending index list per worker (some may be empty when items < workers).
+    """
+    if num_workers < 1:
+        raise ValueError(f"num_workers must be >= 1, got {num_workers}")
+    loads = [0.0] * num_workers
+    shards: list[list[int]] = [[] for _ in range(num_workers)]
+    for i in sorted(range(len(costs)), key=lambda k: (-costs[k], k)):
+        w = min(range(num_workers), key=lambda j: (loads[j], len(shards[j]), j))
+        shards[w].append(i)
+        loads[w] += costs[i]
+    return [sorted(s) for s in shards]
+
+
+@dataclass
+class _Task:
+    """One shard in flight on one worker."""
+
+    worker: int
+    indices: list[int]
+    started: float
+    attempts: int = 0
+
+
+class RolloutGroup:
+    """R `RolloutWorker` actors (see the module docstring). Needs `ray.init()` first."""
+
+    def __init__(self, engine: EngineConfig, config: GroupConfig | None = None) -> None:
+        """Start the workers and wait (with `start_timeout_s`) until each engine is ready."""
+        self.engine_config = engine
+        self.config = config or GroupConfig()
+        self.transport = make_transport(self.config.transport)
+        self.version = 0
+        self.restarts = 0
+        self.last_timings: dict[str, dict[str, float]] = {}
+        # worker index -> when its current shard was sent (empty between calls)
+        self.in_flight: dict[int, float] = {}
+        self._weight_refs: list[Any] = []
+        self._actor_cls = ray.remote(RolloutWorker)
+        self.workers: list[Any] = [self._spawn(i) for i in range(self.config.num_workers)]
+        self.worker_info = self._wait_ready(list(range(self.config.num_workers)))
+
+    # -- actors ---------------------------------------------------------------------------
+
+    def _spawn(self, index: int) -> Any:
+        """Create worker actor `index` (not waiting for it)."""
+        options: dict[str, Any] = {
+            "num_cpus": self.config.cpus_per_worker,
+            "num_gpus": self.config.gpus_per_worker,
+            "runtime_env": {"env_vars": worker_env(self.engine_config)},
+            "max_restarts": 0,
+        }
+        options.update(self.config.worker_options)
+        return self._actor_cls.options(**options).remote(self.engine_config, index)
+
+    def _wait_ready(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        """Wait for the given workers' engines; raise RolloutError naming a worker that fails."""
+        refs = [self.workers[i].ready.remote() for i in indices]
+        infos = []
+        for i, ref in zip(indices, refs, strict=True):
+            try:
+                infos.append(ray.get(ref, timeout=self.config.start_timeout_s))
+            except Exception as exc:
+                raise RolloutError(
+                    f"rollout worker {i} did not start within {self.config.start_timeout_s:.0f} s "
+                    f"(model {self.engine_config.model}): {type(exc).__name__}: {exc}"
+                ) from exc
+        return infos
+
+    def restart_worker(self, index: int, reason: str) -> None:
+        """Replace worker `index` by a fresh actor holding the current weights version."""
+        log.warning("restarting rollout worker %d: %s", index, reason)
+        with contextlib.suppress(Exception):
+            ray.kill(self.workers[index], no_restart=True)
+        self.workers[index] = self._spawn(index)
+        (info,) = self._wait_ready([index])
+        if self._weight_refs:
+            (result,) = self.transport.push(
+                [self.workers[index]], self._weight_refs, self.config.update_timeout_s
+            )
+            if not isinstance(result, WeightUpdateResult) or result.version != self.version:
+                raise RolloutError(
+                    f"restarted rollout worker {index} could not reload weights version "
+                    f"{self.version}: {result!r}"
+                )
+            info["weights_version"] = result.version
+        self.worker_info[index] = info
+        self.restarts += 1
+
+    # -- sampling -------------------------------------------------------------------------
+
+    def sample(
+        self, prompts: Sequence[PromptSpec], n: int = 1, sampling: SamplingConfig | None = None
+    ) -> RolloutBatch:
+        """Sample n completions per prompt over all workers; the batch comes back in input order."""
+        sampling = sampling or SamplingConfig()
+        prompts = list(prompts)
+        t0 = time.perf_counter()
+        costs = [expected_tokens(p, n, sampling.tokens_for(i)) for i, p in enumerate(prompts)]
+        shards = balanced_split(costs, len(self.workers))
+        tasks: dict[Any, _Task] = {}
+        for w, indices in enumerate(shards):
+            if indices:
+                tasks[self._submit(w, indices, prompts, n, sampling)] = _Task(w, indices, t0)
+        parts: list[RolloutBatch] = []
+        timings: dict[str, dict[str, float]] = {}
+        while tasks:
+            self.in_flight = {t.worker: t.started for t in tasks.values()}
+            now = time.perf_counter()
+            wait_s = min(t.started + self.config.sample_timeout_s for t in tasks.values()) - now
+            ready, _ = ray.wait(list(tasks), num_returns=1, timeout=max(0.0, wait_s))
+            if not ready:
+                now = time.perf_counter()
+                limit = self.config.sample_timeout_s
+                late = [r for r, t in tasks.items() if now - t.started >= limit]
+                for ref in late:
+                    task = tasks.pop(ref)
+                    why = f"no answer within {self.config.sample_timeout_s:.0f} s"
+                    self._retry(task, why, tasks, prompts, n, sampling)
+                continue
+            ref = ready[0]
+            task = tasks.pop(ref)
+            try:
+                part: RolloutBatch = ray.get(ref)
+            except Exception as exc:
+                self._retry(task, f"{type(exc).__name__}: {exc}", tasks, prompts, n, sampling)
+                continue
+            parts.append(part)
+            timings[f"worker{task.worker}"] = {
+                "sample_s": part.timings.get("sample_s", 0.0),
+                "round_trip_s": time.perf_counter() - task.started,
+                "prompts": float(len(task.indices)),
+                "tokens": float(part.num_generated_tokens),
+                "retries": float(task.attempts),
+            }
+        self.in_flight = {}
+        batch = RolloutBatch.merge(parts, prompts)
+        batch.skipped.sort(key=lambda s: s.prompt_index)
+        batch.timings = {"rollout_s": time.perf_counter() - t0}
+        for name, values in sorted(timings.items()):
+            batch.timings[f"{name}_sample_s"] = values["sample_s"]
+            batch.timings[f"{name}_tokens"] = values["tokens"]
+        self.last_timings = timings
+        return batch
+
+    def _submit(
+        self,
+        worker: int,
+        indices: list[int],
+        prompts: list[PromptSpec],
+        n: int,
+        sampling: SamplingConfig,
+    ) -> Any:
+        """Send one shard to one worker."""
+        shard = [prompts[i] for i in indices]
+        return self.workers[worker].sample.remote(shard, n, sampling, indices)
+
+    def _retry(
+        self,
+        task: _Task,
+        reason: str,
+        tasks: dict[Any, _Task],
+        prompts: list[PromptSpec],
+        n: int,
+        sampling: SamplingConfig,
+    ) -> None:
+        """Restart a failed worker and resend its shard, or raise after max_restarts."""
+        if task.attempts >= self.config.max_restarts:
+            raise RolloutError(
+                f"rollout worker {task.worker} failed {task.attempts + 1} times on a shard of "
+                f"{len(task.indices)} prompts; last error: {reason}"
+            )
+        self.restart_worker(task.worker, reason)
+        ref = self._submit(task.worker, task.indices, prompts, n, sampling)
+        tasks[ref] = _Task(task.worker, task.indices, time.perf_counter(), task.attempts + 1)
+
+    # -- weights --------------------------------------------------------------------------
+
+    def update_weights(
+        self, state_dict: Mapping[str, torch.Tensor], version: int | None = None
+    ) -> list[WeightUpdateResult]:
+        """Push a state dict to every worker in buckets; return each worker's result.
+
+        version: the new version (default: current + 1). Workers that fail during the push are
+        restarted (they then replay the same buckets).
+        """
+        from rollout.weight_sync import bucket_state_dict
+
+        version = self.version + 1 if version is None else version
+        buckets = bucket_state_dict(
+            state_dict, version, self.config.bucket_bytes, self.config.skip_prefixes
+        )
+        refs = self.transport.put(buckets)
+        results = self.transport.push(self.workers, refs, self.config.update_timeout_s)
+        self._weight_refs, self.version = refs, version
+        out: list[WeightUpdateResult] = []
+        for w, result in enumerate(results):
+            if not isinstance(result, WeightUpdateResult):
+                self.restart_worker(w, f"weight update failed: {result!r}")
+                result = ray.get(
+                    self.workers[w].checksum.remote(), timeout=self.config.control_timeout_s
+                )
+                result = WeightUpdateResult(version, result, 0.0, 0, 0)
+            out.append(result)
+        return out
+
+    def checksums(self) -> list[str]:
+        """Each worker's weights checksum."""
+        refs = [w.checksum.remote() for w in self.workers]
+        return ray.get(refs, timeout=self.config.control_timeout_s)
+
+    def versions(self) -> list[int]:
+        """Each worker's weights version."""
+        refs = [w.weights_version.remote() for w in self.workers]
+        return ray.get(refs, timeout=self.config.control_timeout_s)
+
+    def shutdown(self) -> None:
+        """Kill every worker actor."""
+        for worker in self.workers:
+            with contextlib.suppress(Exception):
+                ray.kill(worker, no_restart=True)
+        self.workers = []

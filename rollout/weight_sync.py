@@ -1,0 +1,328 @@
+"""Weight sync from the learner into rollout engines: buckets, checksums, transports.
+
+After every learner step each rollout engine must hold exactly the learner's weights. Sending one
+message per parameter is the most reported bottleneck of public trainers, so weights travel in
+buckets of about `DEFAULT_BUCKET_BYTES` (configurable), one engine call per bucket:
+
+    buckets = bucket_state_dict(state_dict, version=3, bucket_bytes=256 << 20,
+                                skip_prefixes=("model.visual.",))   # frozen vision tower
+    for bucket in buckets:
+        engine.update_weights(bucket)        # the last bucket finishes the update: version 3
+
+Bucket i of n carries (version, index, total). The engine opens an in-place update on bucket 0,
+loads every bucket into its live weights, and on bucket n-1 finalises the update, resets its
+prefix and encoder caches and stamps `version` on every later sample. Buckets may split anywhere
+(even inside a fused layer): the engine defers each layer's processing until all its tensors
+arrived. Frozen modules are skipped by name prefix (they keep the weights the engine was built
+with, which must then be the learner's too).
+
+Checksums: `state_checksum` is a sha256 over the sorted (name, per-tensor digest) pairs of a state
+dict. An engine with `track_checksum` keeps the digest of every tensor it was built with or was
+handed, so the learner's `state_checksum(state_dict)` equals the engine's `checksum()` exactly
+when the engine received the same tensors. (It cannot re-read its weights: vLLM's CPU backend
+repacks linear weights into kernel layouts; the greedy-equality tests prove the load itself.)
+
+Transports: `ObjectStoreTransport` (Ray object store; CPU and any GPU cluster) is what runs here.
+`NcclBroadcastTransport` is the GPU path behind the same interface; see its docstring.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+DEFAULT_BUCKET_BYTES = 256 * 1024 * 1024
+
+
+@dataclass
+class WeightBucket:
+    """One message of a weight sync: some named tensors, and where it sits in the update.
+
+    version: the weights version the whole update installs.
+    index / total: position of this bucket in the update (0-based) and the number of buckets.
+    names / tensors: parallel lists (CPU tensors, contiguous); may be empty (a version bump only).
+    """
+
+    version: int
+    index: int
+    total: int
+    names: list[str] = field(default_factory=list)
+    tensors: list[torch.Tensor] = field(default_factory=list)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of tensor data in the bucket."""
+        return sum(t.numel() * t.element_size() for t in self.tensors)
+
+    @property
+    def is_first(self) -> bool:
+        """Whether this bucket opens its update."""
+        return self.index == 0
+
+    @property
+    def is_last(self) -> bool:
+        """Whether this bucket closes its update."""
+        return self.index == self.total - 1
+
+    def items(self) -> list[tuple[str, torch.Tensor]]:
+        """The (name, tensor) pairs of the bucket."""
+        return list(zip(self.names, self.tensors, strict=True))
+
+
+@dataclass(frozen=True)
+class WeightUpdateResult:
+    """What an engine reports when an update is complete.
+
+    version: the version now stamped on samples; checksum: `state_checksum` of the weights the
+    engine holds ("" when not tracked); seconds: wall time from the first bucket to the last;
+    num_tensors / num_bytes: what the update carried.
+    """
+
+    version: int
+    checksum: str
+    seconds: float
+    num_tensors: int
+    num_bytes: int
+
+
+def is_skipped(name: str, skip_prefixes: Sequence[str]) -> bool:
+    """Whether a parameter name belongs to a skipped (frozen) module."""
+    return any(name.startswith(prefix) for prefix in skip_prefixes)
+
+
+def bucket_state_dict(
+    state_dict: Mapping[str, torch.Tensor],
+    version: int,
+    bucket_bytes: int = DEFAULT_BUCKET_BYTES,
+    skip_prefixes: Sequence[str] = (),
+) -> list[WeightBucket]:
+    """Split a state dict into ordered buckets of at most `bucket_bytes` each.
+
+    Tensors keep the state dict's order (so a layer's tensors are usually adjacent); a tensor
+    larger than `bucket_bytes` gets a bucket of its own. Names starting with one of
+    `skip_prefixes` are left out. An update that carries nothing still yields one empty bucket
+    (it bumps the version). Tensors are detached, moved to CPU and made contiguous.
+    """
+    if bucket_bytes < 1:
+        raise ValueError(f"bucket_bytes must be positive, got {bucket_bytes}")
+    groups: list[tuple[list[str], list[torch.Tensor]]] = []
+    names: list[str] = []
+    tensors: list[torch.Tensor] = []
+    size = 0
+    for name, tensor in state_dict.items():
+        if is_skipped(name, skip_prefixes):
+            continue
+        tensor = tensor.detach().to("cpu").contiguous()
+        nbytes = tensor.numel() * tensor.element_size()
+        if tensors and size + nbytes > bucket_bytes:
+            groups.append((names, tensors))
+            names, tensors, size = [], [], 0
+        names.append(name)
+        tensors.append(tensor)
+        size += nbytes
+    if tensors or not groups:
+        groups.append((names, tensors))
+    return [
+        WeightBucket(version=version, index=i, total=len(groups), names=n, tensors=t)
+        for i, (n, t) in enumerate(groups)
+    ]
+
+
+def tensor_digest(tensor: torch.Tensor) -> str:
+    """A 128-bit blake2b digest of a tensor's dtype, shape and bytes."""
+    t = tensor.detach().to("cpu").contiguous()
+    raw = t.view(torch.int16).numpy() if t.dtype == torch.bfloat16 else t.numpy()
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{t.dtype}|{tuple(t.shape)}|".encode())
+    h.update(np.ascontiguousarray(raw).view(np.uint8).data)
+    return h.hexdigest()
+
+
+def checksum_of_digests(digests: Mapping[str, str]) -> str:
+    """sha256 over the sorted (name, digest) pairs: the checksum of a whole set of weights."""
+    h = hashlib.sha256()
+    for name in sorted(digests):
+        h.update(f"{name}={digests[name]};".encode())
+    return h.hexdigest()
+
+
+def state_checksum(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """The checksum of a state dict, comparable with an engine's `checksum()`."""
+    return checksum_of_digests({name: tensor_digest(t) for name, t in state_dict.items()})
+
+
+def safetensors_digests(model_dir: str | Path) -> dict[str, str]:
+    """Per-tensor digests of every `*.safetensors` file in a model directory."""
+    from safetensors.torch import load_file
+
+    digests: dict[str, str] = {}
+    for path in sorted(Path(model_dir).glob("*.safetensors")):
+        for name, tensor in load_file(str(path)).items():
+            digests[name] = tensor_digest(tensor)
+    return digests
+
+
+class WeightTracker:
+    """The engine-side record of an update in progress, the version and (optionally) digests.
+
+    Enforces the bucket protocol: buckets of one update arrive in order 0..total-1 with one
+    version; anything else raises a `RuntimeError` that says what arrived and what was expected.
+    """
+
+    def __init__(self, model_dir: str | Path, track_checksum: bool = True) -> None:
+        """Start at version 0 with the weights of `model_dir`."""
+        self.model_dir = Path(model_dir)
+        self.track_checksum = track_checksum
+        self.version = 0
+        self._base: dict[str, str] | None = None
+        self._loaded: dict[str, str] = {}
+        self._pending: dict[str, str] = {}
+        self._expected_index = 0
+        self._open_version: int | None = None
+        self.update_tensors = 0
+        self.update_bytes = 0
+
+    @property
+    def in_update(self) -> bool:
+        """Whether an update has started and not finished."""
+        return self._open_version is not None
+
+    def accept(self, bucket: WeightBucket) -> None:
+        """Check that `bucket` is the next one expected; record its digests."""
+        if bucket.is_first:
+            self._open_version = bucket.version
+            self._expected_index = 0
+            self._pending = {}
+            self.update_tensors = 0
+            self.update_bytes = 0
+        if self._open_version is None or bucket.index != self._expected_index:
+            raise RuntimeError(
+                f"weight bucket {bucket.index}/{bucket.total} of version {bucket.version} arrived "
+                f"out of order (expected bucket {self._expected_index} of an open update; "
+                "an update starts with bucket 0)"
+            )
+        if bucket.version != self._open_version:
+            raise RuntimeError(
+                f"weight bucket {bucket.index} carries version {bucket.version} but the open "
+                f"update installs version {self._open_version}"
+            )
+        if self.track_checksum:
+            for name, tensor in bucket.items():
+                self._pending[name] = tensor_digest(tensor)
+        self.update_tensors += len(bucket.names)
+        self.update_bytes += bucket.nbytes
+        self._expected_index += 1
+
+    def finish(self) -> None:
+        """Close the open update: its digests become current and its version is stamped."""
+        assert self._open_version is not None
+        self._loaded.update(self._pending)
+        self._pending = {}
+        self.version = self._open_version
+        self._open_version = None
+
+    def abort(self) -> None:
+        """Forget an update that cannot complete."""
+        self._pending = {}
+        self._open_version = None
+
+    def checksum(self) -> str:
+        """Checksum of the weights the engine holds ("" when not tracked)."""
+        if not self.track_checksum:
+            return ""
+        if self._base is None:
+            self._base = safetensors_digests(self.model_dir)
+        return checksum_of_digests({**self._base, **self._loaded})
+
+
+class ObjectStoreTransport:
+    """Push buckets through Ray's object store: each bucket is `ray.put` once and every worker
+    gets the same reference (zero-copy reads on a node), one remote call per bucket per worker.
+
+    Works on CPU and GPU clusters. `put(buckets)` returns the references so that a caller (the
+    rollout group) can keep them and replay the current version into a restarted worker.
+    """
+
+    name = "object_store"
+
+    def put(self, buckets: Iterable[WeightBucket]) -> list[Any]:
+        """Store the buckets in the object store; return their references in order."""
+        import ray
+
+        return [ray.put(bucket) for bucket in buckets]
+
+    def push(self, actors: Sequence[Any], refs: Sequence[Any], timeout_s: float) -> list[Any]:
+        """Send every bucket reference to every actor, in order.
+
+        Returns, per actor, its `WeightUpdateResult` or the exception its calls raised (a dead
+        actor, an engine error, or `GetTimeoutError` past the shared `timeout_s` deadline), so
+        that the caller can restart exactly the actors that failed.
+        """
+        import ray
+
+        deadline = time.monotonic() + timeout_s
+        pending = [[actor.update_weights.remote(ref) for ref in refs] for actor in actors]
+        results: list[Any] = []
+        for calls in pending:
+            try:
+                out = ray.get(calls, timeout=max(0.1, deadline - time.monotonic()))
+                results.append(out[-1])
+            except Exception as exc:
+                results.append(exc)
+        return results
+
+
+class NcclBroadcastTransport:
+    """GPU weight sync by NCCL broadcast from learner rank 0 into every vLLM engine (design).
+
+    Same role as `ObjectStoreTransport`: buckets of the same size, the same versioned bucket
+    protocol and the same engine-side in-place load; only the bytes move over NCCL instead of the
+    object store. The intended implementation uses vLLM's weight-transfer engine (a
+    `StatelessProcessGroup` + `PyNcclCommunicator` spanning the learner's rank 0 and every engine
+    worker): the driver sends each engine the bucket's (names, dtypes, shapes) as a small control
+    message, the learner broadcasts one flat buffer per bucket, and each engine's workers unpack
+    views of it into `WeightBucket` tensors and load them exactly as on CPU.
+
+    NOT EXERCISED: no GPU was lent while this was written, so this path has never run. On a
+    machine without CUDA it refuses to start with a clear error; use `ObjectStoreTransport`.
+    """
+
+    name = "nccl"
+
+    def __init__(self) -> None:
+        """Refuse to build without CUDA GPUs (there is no NCCL on CPU)."""
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                "NcclBroadcastTransport needs CUDA GPUs and NCCL; this machine has none. "
+                "Use ObjectStoreTransport (weight_sync.transport='object_store') on CPU."
+            )
+
+    def put(self, buckets: Iterable[WeightBucket]) -> list[Any]:
+        """Not implemented: the GPU path has not been exercised (see the class docstring)."""
+        raise NotImplementedError(
+            "NCCL weight broadcast is designed but not implemented/exercised: no GPU was lent. "
+            "Use ObjectStoreTransport."
+        )
+
+    def push(self, actors: Sequence[Any], refs: Sequence[Any], timeout_s: float) -> list[Any]:
+        """Not implemented: the GPU path has not been exercised (see the class docstring)."""
+        raise NotImplementedError(
+            "NCCL weight broadcast is designed but not implemented/exercised: no GPU was lent. "
+            "Use ObjectStoreTransport."
+        )
+
+
+def make_transport(name: str) -> ObjectStoreTransport | NcclBroadcastTransport:
+    """Build a weight transport by name: "object_store" or "nccl"."""
+    if name == "object_store":
+        return ObjectStoreTransport()
+    if name == "nccl":
+        return NcclBroadcastTransport()
+    raise ValueError(f"unknown weight transport {name!r}; choose 'object_store' or 'nccl'")

@@ -1,0 +1,90 @@
+"""`RolloutWorker`: the Ray actor that owns one rollout engine (vLLM, or the transformers one).
+
+The class is plain Python; `RolloutGroup` turns it into an actor with `ray.remote`, giving it
+`EngineConfig.threads` CPUs and the matching thread environment, so a worker never runs more
+threads than the cores it was given (two 1-thread workers use 2 cores better than one 2-thread
+worker, and a multi-threaded process beside a busy one thrashes).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from rollout.batch import PromptSpec, RolloutBatch
+from rollout.engine_config import EngineConfig, SamplingConfig
+from rollout.weight_sync import WeightBucket, WeightUpdateResult
+from tvg.frame_cache import FrameCache
+
+
+def build_engine(config: EngineConfig, frame_cache: FrameCache | None = None) -> Any:
+    """Build the engine `config.engine` names ("vllm" or "hf") in this process."""
+    if config.engine == "vllm":
+        from rollout.engine_vllm import VLLMEngine
+
+        return VLLMEngine(config, frame_cache)
+    from rollout.engine_hf import HFEngine
+
+    return HFEngine(config, frame_cache)
+
+
+def worker_env(config: EngineConfig) -> dict[str, str]:
+    """Environment variables for a worker process: thread counts and vLLM's CPU defaults."""
+    from rollout.vllm_env import CPU_DEFAULTS
+
+    threads = str(config.threads)
+    env = {**CPU_DEFAULTS, "VLLM_CPU_KVCACHE_SPACE": str(config.kv_cache_gib)}
+    env.update({"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads})
+    for key in ("RAY_AUTH_MODE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "VOPD_TORCHVISION_SHIM"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
+class RolloutWorker:
+    """One engine in one process: sample, take weight buckets, report checksum and version."""
+
+    def __init__(self, config: EngineConfig, worker_index: int = 0) -> None:
+        """Build the engine (threads are set before it exists)."""
+        started = time.perf_counter()
+        self.config = config
+        self.worker_index = worker_index
+        self.engine = build_engine(config)
+        self.startup_s = time.perf_counter() - started
+
+    def ready(self) -> dict[str, Any]:
+        """Who and what this worker is (process id, engine, threads, version, start-up time)."""
+        return {
+            "worker_index": self.worker_index,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "engine": self.engine.name,
+            "threads": self.engine.threads,
+            "weights_version": self.engine.weights_version,
+            "startup_s": self.startup_s,
+        }
+
+    def sample(
+        self,
+        prompts: Sequence[PromptSpec],
+        n: int,
+        sampling: SamplingConfig,
+        prompt_indices: Sequence[int] | None = None,
+    ) -> RolloutBatch:
+        """Sample n completions per prompt (see `VLLMEngine.sample`)."""
+        return self.engine.sample(prompts, n, sampling, prompt_indices)
+
+    def update_weights(self, bucket: WeightBucket) -> WeightUpdateResult | None:
+        """Load one weight bucket in place (see `rollout.weight_sync`)."""
+        return self.engine.update_weights(bucket)
+
+    def checksum(self) -> str:
+        """Checksum of the weights the engine holds."""
+        return self.engine.checksum()
+
+    def weights_version(self) -> int:
+        """The weights version stamped on this worker's samples."""
+        return self.engine.weights_version

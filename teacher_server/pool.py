@@ -1,0 +1,277 @@
+"""`TeacherPool`: T teacher actors on their own Ray resources, balanced by tokens, in order.
+
+    pool = TeacherPool(TeacherConfig(backend="vllm", model=..., top_k=8, num_workers=2,
+                                     num_cpus=1, resources={"teacher": 1}))
+    pool.check_student(student_dir, video_settings, longest_sequence=...)   # start-up checks
+    batch = pool.score_batch(batch)       # fills teacher_logprobs / teacher_topk_* in place
+    pool.last_call                        # timing and token counts for the compute ledger
+
+One `score` call splits the items over the workers by token count (prompt + completion), waits
+for every shard and reassembles the results in the input order. A worker that dies mid-request
+(actor crash, node loss, OOM kill) is replaced by a fresh actor and its shard resent, up to
+`max_restarts` times per call. `timeout_s` bounds the whole call; on expiry `TeacherTimeoutError`
+names the worker(s) still running (their actors are left running; `restart_worker` replaces one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from rollout.batch import RolloutBatch
+from teacher_server.balance import reassemble, split_by_tokens
+from teacher_server.checks import (
+    TeacherMismatchError,
+    check_context_length,
+    check_video_settings,
+    check_vision_settings,
+    compare_tokenizers,
+    tokenizer_hash,
+    tokenizer_summary,
+    vision_settings,
+)
+from teacher_server.config import TeacherConfig
+from teacher_server.items import ScoreItem, TokenScores, fill_batch, items_from_batch
+from teacher_server.worker import TeacherWorker
+from tvg.video_settings import VideoSettings
+
+
+class TeacherTimeoutError(TimeoutError):
+    """A pool call ran past `timeout_s`; the message names the workers still running."""
+
+
+class TeacherWorkerError(RuntimeError):
+    """A worker kept dying: more than `max_restarts` restarts within one call."""
+
+
+@dataclass
+class WorkerCallStats:
+    """One worker's share of one pool call."""
+
+    worker: int
+    sequences: int
+    completion_tokens: int
+    prompt_tokens: int
+    seconds: float
+    restarts: int = 0
+
+
+@dataclass
+class PoolCallStats:
+    """One pool call: wall time, token counts and per-worker shares (for the compute ledger)."""
+
+    wall_s: float
+    sequences: int
+    completion_tokens: int
+    prompt_tokens: int
+    restarts: int
+    workers: list[WorkerCallStats] = field(default_factory=list)
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Completion tokens scored per wall-clock second."""
+        return self.completion_tokens / self.wall_s if self.wall_s > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-serialisable)."""
+        return {**asdict(self), "tokens_per_s": self.tokens_per_s}
+
+
+class TeacherPool:
+    """T `TeacherWorker` actors behind one token-balanced, in-order, restarting `score` call."""
+
+    def __init__(self, config: TeacherConfig, token: str | None = None) -> None:
+        """Start `config.num_workers` actors (Ray must be initialised)."""
+        import ray
+
+        if not ray.is_initialized():
+            raise RuntimeError("TeacherPool needs a running Ray (ray.init) first")
+        self.config = config
+        self._token = token if token is not None else config.token()
+        self._actor_cls = ray.remote(TeacherWorker)
+        self.workers = [self._start(i) for i in range(config.num_workers)]
+        self.ledger: list[PoolCallStats] = []
+        self.total_restarts = 0
+
+    def _start(self, index: int) -> Any:
+        """A fresh actor for worker slot `index`."""
+        options: dict[str, Any] = {
+            "num_cpus": self.config.num_cpus,
+            "max_concurrency": 2,
+            "max_restarts": 0,
+        }
+        if self.config.resources:
+            options["resources"] = dict(self.config.resources)
+        return self._actor_cls.options(**options).remote(self.config, self._token)
+
+    def restart_worker(self, index: int) -> None:
+        """Kill worker `index` (if alive) and start a fresh one in its slot."""
+        import ray
+
+        with contextlib.suppress(Exception):  # already dead
+            ray.kill(self.workers[index], no_restart=True)
+        self.workers[index] = self._start(index)
+        self.total_restarts += 1
+
+    def info(self) -> list[dict[str, Any]]:
+        """Each worker's `info()` (waits until every worker has started)."""
+        import ray
+
+        return ray.get([w.info.remote() for w in self.workers])
+
+    def statuses(self) -> list[dict[str, Any]]:
+        """Each worker's `status()`: pid, calls in flight, calls done."""
+        import ray
+
+        return ray.get([w.status.remote() for w in self.workers])
+
+    def check_student(
+        self,
+        student_model: str,
+        video_settings: VideoSettings | None = None,
+        teacher_video_settings: VideoSettings | None = None,
+        longest_sequence: int | None = None,
+    ) -> dict[str, Any]:
+        """Start-up checks against the student; raise `TeacherMismatchError` naming what differs.
+
+        - tokenizers identical (vocabulary, special and added tokens, chat template);
+        - same vision-input settings (video processor, vision patch/merge sizes), and the same
+          frame sampling `VideoSettings` when both are given;
+        - every worker's teacher context length fits `longest_sequence` (prompt + completion).
+        Returns the first worker's info.
+        """
+        from transformers import AutoConfig, AutoProcessor
+
+        infos = self.info()
+        processor = AutoProcessor.from_pretrained(student_model)
+        student_tok = tokenizer_summary(processor.tokenizer)
+        student_vision = vision_settings(processor, AutoConfig.from_pretrained(student_model))
+        for index, info in enumerate(infos):
+            if info["tokenizer_hash"] != tokenizer_hash(processor.tokenizer):
+                problems = ["tokenizer hash differs"]
+                if self.config.backend != "remote":
+                    teacher_tok = tokenizer_summary(
+                        AutoProcessor.from_pretrained(info["model"]).tokenizer
+                    )
+                    problems = compare_tokenizers(teacher_tok, student_tok) or problems
+                raise TeacherMismatchError(
+                    f"teacher worker {index} ({info['model']}) and student {student_model} "
+                    "tokenizers differ:\n  - " + "\n  - ".join(problems)
+                )
+            check_vision_settings(info["vision_settings"], student_vision)
+            if longest_sequence is not None:
+                check_context_length(int(info["max_model_len"]), longest_sequence)
+            if abs(float(info["temperature"]) - self.config.temperature) > 0:
+                raise TeacherMismatchError(
+                    f"teacher worker {index} scores at temperature {info['temperature']}, the "
+                    f"pool is configured for {self.config.temperature}"
+                )
+        if video_settings is not None and teacher_video_settings is not None:
+            check_video_settings(teacher_video_settings, video_settings)
+        return infos[0]
+
+    def score(
+        self, items: Sequence[ScoreItem], timeout_s: float | None = None
+    ) -> list[TokenScores]:
+        """Score `items` over the workers; results in input order (stats in `last_call`).
+
+        timeout_s: limit for this call (default `config.timeout_s`).
+        """
+        import ray
+        from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
+        start = time.perf_counter()
+        shards = split_by_tokens([item.num_tokens for item in items], len(self.workers))
+        shard_items = [[items[i] for i in shard] for shard in shards]
+        results: list[list[TokenScores]] = [[] for _ in shards]
+        stats: dict[int, WorkerCallStats] = {}
+        restarts = [0] * len(shards)
+        pending: dict[Any, int] = {}
+        for w, chunk in enumerate(shard_items):
+            if chunk:
+                pending[self.workers[w].score.remote(chunk)] = w
+        limit = self.config.timeout_s if timeout_s is None else timeout_s
+        deadline = None if limit is None else start + limit
+        while pending:
+            wait_s = None if deadline is None else max(0.0, deadline - time.perf_counter())
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=wait_s)
+            if not ready:
+                raise TeacherTimeoutError(self._timeout_message(pending, shard_items, limit))
+            ref = ready[0]
+            w = pending.pop(ref)
+            try:
+                shard_results, worker_stats = ray.get(ref)
+            except (RayActorError, ActorDiedError, ActorUnavailableError) as exc:
+                restarts[w] += 1
+                if restarts[w] > self.config.max_restarts:
+                    raise TeacherWorkerError(
+                        f"teacher worker {w} died {restarts[w]} times in one call "
+                        f"(max_restarts={self.config.max_restarts}): {exc}"
+                    ) from exc
+                self.restart_worker(w)
+                pending[self.workers[w].score.remote(shard_items[w])] = w
+                continue
+            results[w] = shard_results
+            stats[w] = WorkerCallStats(
+                worker=w,
+                sequences=int(worker_stats["sequences"]),
+                completion_tokens=int(worker_stats["completion_tokens"]),
+                prompt_tokens=int(worker_stats["prompt_tokens"]),
+                seconds=float(worker_stats["seconds"]),
+                restarts=restarts[w],
+            )
+        ordered = reassemble(shards, results, len(items))
+        per_worker = [stats[w] for w in sorted(stats)]
+        self.ledger.append(
+            PoolCallStats(
+                wall_s=time.perf_counter() - start,
+                sequences=len(items),
+                completion_tokens=sum(s.completion_tokens for s in per_worker),
+                prompt_tokens=sum(s.prompt_tokens for s in per_worker),
+                restarts=sum(restarts),
+                workers=per_worker,
+            )
+        )
+        return ordered
+
+    def _timeout_message(
+        self, pending: dict[Any, int], shard_items: list[list[ScoreItem]], limit: float | None
+    ) -> str:
+        """Name the workers still running when the pool timeout expires."""
+        names = []
+        for w in sorted(pending.values()):
+            actor = self.workers[w]._actor_id.hex()
+            chunk = shard_items[w]
+            tokens = sum(i.num_tokens for i in chunk)
+            names.append(
+                f"teacher worker {w} (actor {actor}, {len(chunk)} sequences, {tokens} tokens)"
+            )
+        return f"teacher pool call exceeded timeout_s={limit}: still waiting for " + "; ".join(
+            names
+        )
+
+    def score_batch(self, batch: RolloutBatch) -> RolloutBatch:
+        """Fill every trajectory's teacher fields (in place) and add the "teacher" timing."""
+        scores = self.score(items_from_batch(batch))
+        fill_batch(batch, scores)
+        batch.timings["teacher"] = batch.timings.get("teacher", 0.0) + self.last_call.wall_s
+        return batch
+
+    @property
+    def last_call(self) -> PoolCallStats:
+        """Stats of the most recent `score` call."""
+        if not self.ledger:
+            raise RuntimeError("no teacher pool call yet")
+        return self.ledger[-1]
+
+    def shutdown(self) -> None:
+        """Kill every worker actor."""
+        import ray
+
+        for actor in self.workers:
+            with contextlib.suppress(Exception):
+                ray.kill(actor, no_restart=True)
+        self.workers = []

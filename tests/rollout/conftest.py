@@ -1,0 +1,43 @@
+"""Fixtures of the rollout tests: a small synthetic video set and one shared vLLM engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rollout.batch import PromptSpec
+from tvg.video import VideoSettings
+
+VIDEO_SETTINGS = VideoSettings(fps=1.0, max_frames=64)
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A level-1 synthetic dataset (real mp4 files): 8 train, 6 test videos."""
+    from tvg.synth import write_dataset
+
+    out = tmp_path_factory.mktemp("rollout_synth")
+    write_dataset(out, n_train=8, n_val=0, n_test=6, seed=1, level=1)
+    return out
+
+
+@pytest.fixture(scope="session")
+def synth_specs(synth_dir: Path) -> list[PromptSpec]:
+    """The test split as prompt specs (videos of different lengths)."""
+    from tvg.formats import read_samples
+
+    samples = read_samples(synth_dir / "test.json", video_root=synth_dir / "videos")
+    return [PromptSpec.from_sample(s, video_settings=VIDEO_SETTINGS) for s in samples]
+
+
+@pytest.fixture(scope="session")
+def student_engine(tiny_models_dir: Path):
+    """An in-process VLLMEngine on the tiny Qwen3-VL student, shared by the rollout tests.
+
+    Tests that push weights into it must restore the original weights before they end.
+    """
+    from rollout.engine_config import EngineConfig
+    from rollout.engine_vllm import VLLMEngine
+
+    return VLLMEngine(EngineConfig(model=str(tiny_models_dir / "qwen3_vl-student"), threads=2))
