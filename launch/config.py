@@ -56,6 +56,7 @@ class RolloutConfig:
     max_model_len: int = 2048
     weight_bucket_mb: int = 256
     timeout_s: float = 300.0
+    verify_sync: bool = True
 
 
 @dataclass

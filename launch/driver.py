@@ -102,6 +102,7 @@ class Driver:
         self._start_actors()
         self.ledger = Ledger(self.out)
         self.step = 0
+        self.last_sync_checksum = ""
         if resume:
             self._resume()
         else:
@@ -229,9 +230,20 @@ class Driver:
 
     # ------------------------------------------------------------------ one step
     def _sync_weights(self, version: int) -> None:
+        """Push the learner's weights into every rollout engine; optionally prove it by checksum."""
+        from rollout.weight_sync import state_checksum
+
         buckets = self.learners.export_weights(self.config.rollout.weight_bucket_mb * 1024 * 1024)
         state = {name: tensor for bucket in buckets for name, tensor in bucket}
         self.rollout.update_weights(state, version=version)
+        if self.config.rollout.verify_sync:
+            expected = state_checksum(state)
+            found = self.rollout.checksums()
+            if any(c != expected for c in found):
+                raise RuntimeError(
+                    f"weight sync v{version}: rollout checksums {found} != learner {expected}"
+                )
+            self.last_sync_checksum = expected
 
     def train_step(self) -> dict[str, Any]:
         """Run one full step and return its ledger record."""
@@ -257,6 +269,7 @@ class Driver:
                         temperature=cfg.rollout.temperature,
                         top_p=cfg.rollout.top_p,
                         max_tokens=cfg.rollout.max_new_tokens,
+                        seed=cfg.trainer.seed * 100_003 + self.step,
                     ),
                 )
         if objective == "tempsamp":
@@ -288,6 +301,9 @@ class Driver:
         record["tokens_trained"] = float(sum(r.num_tokens for r in results))
         record["lr"] = self._lr()
         record["samples_seen"] = self.step * cfg.trainer.prompts_per_step
+        record["weights_version"] = self.step
+        if self.last_sync_checksum:
+            record["sync_checksum"] = self.last_sync_checksum
         if self.step % cfg.eval.every_steps == 0 or self.step == cfg.trainer.steps:
             with self.timer.phase("eval"):
                 record["val"] = self.evaluate().metrics

@@ -100,3 +100,20 @@ class RolloutEngine(Protocol):
     def weights_version(self) -> int:
         """Version stamped on the engine's samples."""
         ...
+
+
+def call_seed(sampling: SamplingConfig, prompt_indices: Sequence[int] | None) -> int | None:
+    """The generator seed of one sample call (see `SamplingConfig.seed`), or None."""
+    if sampling.seed is None:
+        return None
+    first = int(prompt_indices[0]) if prompt_indices else 0
+    return (int(sampling.seed) * 1_000_003 + first) % (2**63 - 1)
+
+
+def reseed_torch(seed: int, worker: Any = None) -> None:
+    """Re-seed torch's generators in the calling process (also usable as a vLLM collective_rpc)."""
+    import torch
+
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)

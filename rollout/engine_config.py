@@ -72,6 +72,10 @@ class SamplingConfig:
     logprobs_topk: also return the top-k of the behaviour distribution per position (0: only the
         sampled token's log-prob).
     ignore_eos: keep generating past the end token (benchmarks with fixed lengths).
+    seed: when set, the engine's random generator is re-seeded before this call from (seed, the
+        batch index of the shard's first prompt), so a call with the same prompts, split and seed
+        draws the same samples whatever came before (exact resume); None keeps the engine's
+        running generator (seeded once at start-up).
     max_tokens_per_prompt: optional per-prompt caps indexed by the prompt's index in the batch
         (`Trajectory.prompt_index`), e.g. to model early stops in benchmarks; each is clipped to
         `max_tokens`.
@@ -84,6 +88,7 @@ class SamplingConfig:
     logprobs_topk: int = 0
     ignore_eos: bool = False
     max_tokens_per_prompt: tuple[int, ...] | None = field(default=None)
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         """Reject impossible sampling settings."""

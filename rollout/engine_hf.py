@@ -25,7 +25,13 @@ import numpy as np
 import torch
 
 from rollout.batch import PromptSpec, RolloutBatch, SkippedPrompt, Trajectory
-from rollout.engine_common import PreparedPrompt, configure_threads, prepare_prompts
+from rollout.engine_common import (
+    PreparedPrompt,
+    call_seed,
+    configure_threads,
+    prepare_prompts,
+    reseed_torch,
+)
 from rollout.engine_config import EngineConfig, SamplingConfig
 from rollout.hf_compat import load_hf_model
 from rollout.hf_scoring import ScoringItem, completion_log_probs
@@ -87,6 +93,9 @@ class HFEngine:
             raise ValueError(f"n must be >= 1, got {n}")
         sampling = sampling or SamplingConfig()
         t0 = time.perf_counter()
+        seed = call_seed(sampling, prompt_indices)
+        if seed is not None:
+            reseed_torch(seed)
         prepared, skipped = prepare_prompts(
             prompts, self.tokenizer, self.frame_cache, prompt_indices
         )

@@ -36,7 +36,13 @@ from typing import Any
 import numpy as np
 
 from rollout.batch import PromptSpec, RolloutBatch, SkippedPrompt, Trajectory
-from rollout.engine_common import PreparedPrompt, configure_threads, prepare_prompts
+from rollout.engine_common import (
+    PreparedPrompt,
+    call_seed,
+    configure_threads,
+    prepare_prompts,
+    reseed_torch,
+)
 from rollout.engine_config import EngineConfig, SamplingConfig
 from rollout.prompting import vision_placeholder_ids
 from rollout.vllm_env import apply_vllm_cpu_defaults
@@ -171,6 +177,10 @@ class VLLMEngine:
             raise ValueError(f"n must be >= 1, got {n}")
         sampling = sampling or SamplingConfig()
         t0 = time.perf_counter()
+        seed = call_seed(sampling, prompt_indices)
+        if seed is not None:
+            # The sampler draws from the engine process's torch generator.
+            self.llm.collective_rpc(_reseed_worker, args=(seed,))
         prepared, skipped = prepare_prompts(
             prompts, self.tokenizer, self.frame_cache, prompt_indices
         )
@@ -297,6 +307,11 @@ def _is_multimodal(model_dir: str) -> bool:
 
     config = Path(model_dir) / "config.json"
     return not config.exists() or "vision_config" in json.loads(config.read_text())
+
+
+def _reseed_worker(worker: Any, seed: int) -> None:
+    """collective_rpc target: re-seed torch in the engine's worker process."""
+    reseed_torch(seed)
 
 
 def _finish_reason(reason: str | None) -> str:
