@@ -27,6 +27,7 @@ from launch.checkpoints import (
     staging_dir,
 )
 from launch.config import RunConfig, config_to_yaml
+from launch.flops import learner_flops, measure_matmul_peak, mfu
 from launch.ledger import Ledger, PhaseTimer
 from launch.step_logic import (
     assign_advantages,
@@ -36,6 +37,7 @@ from launch.step_logic import (
     needs_teacher,
     teacher_top_k,
 )
+from launch.tiny_models.build import count_parameters
 
 
 def init_ray(config: RunConfig) -> None:
@@ -101,6 +103,8 @@ class Driver:
         self._load_data()
         self._start_actors()
         self.ledger = Ledger(self.out)
+        self.num_params = count_parameters(config.model.student)
+        self.peak_flops = measure_matmul_peak(threads=1)
         self.step = 0
         self.last_sync_checksum = ""
         if resume:
@@ -281,14 +285,23 @@ class Driver:
             assign_rewards(batch, objective, cfg.reward)
             filtering = assign_advantages(batch, objective, cfg.reward)
         learner_lp = None
+        entropy = float("nan")
+        seq_tokens = sum(
+            (t.num_prompt_tokens or len(t.prompt_ids)) + t.num_completion_tokens
+            for t in batch.trajectories
+        )
         with self.timer.phase("learner"):
+            t_learner = time.perf_counter()
             sampled = [t for t in batch.trajectories if not t.is_ground_truth]
             if sampled:
                 rows = self.learners.log_probs(batch.prompts, batch.trajectories)
                 learner_lp = [r["logprobs"] for r in rows]
+                entropy = float(np.concatenate([r["entropy"] for r in rows]).mean())
             results = self.learners.train_step(
                 batch.prompts, batch.trajectories, objective, dict(cfg.trainer.objective_kwargs)
             )
+            learner_s = time.perf_counter() - t_learner
+        flops = learner_flops(self.num_params, seq_tokens, seq_tokens if sampled else 0)
         self.step += 1
         with self.timer.phase("sync"):
             self._sync_weights(version=self.step)
@@ -300,6 +313,9 @@ class Driver:
         record["skipped_update"] = any(r.skipped for r in results)
         record["tokens_trained"] = float(sum(r.num_tokens for r in results))
         record["lr"] = self._lr()
+        record["entropy"] = entropy
+        record["learner_flops"] = flops
+        record["learner_mfu"] = mfu(flops, learner_s, self.peak_flops, cfg.learner.num_ranks)
         record["samples_seen"] = self.step * cfg.trainer.prompts_per_step
         record["weights_version"] = self.step
         if self.last_sync_checksum:

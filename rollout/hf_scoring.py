@@ -108,7 +108,7 @@ def completion_log_probs(
 ) -> list[dict[str, torch.Tensor]]:
     """Per completion token: log-prob of the sampled token (and the top-k) under `model`.
 
-    Returns one dict per item: "logprobs" (T,), with top_k > 0 "topk_ids" (T, k) and
+    Returns one dict per item: "logprobs" (T,), "entropy" (T,), with top_k > 0 "topk_ids" (T, k) and
     "topk_logprobs" (T, k), and with return_rows the full log-prob rows "rows" (T, V).
     Gradients flow when called outside `torch.no_grad()` (the learner).
     """
@@ -123,7 +123,12 @@ def completion_log_probs(
         step_logits = logits[i, p_len - 1 : p_len - 1 + c_len]
         log_probs = masked_log_softmax(step_logits, banned, temperature)
         targets = batch.inputs["input_ids"][i, p_len : p_len + c_len]
-        out = {"logprobs": log_probs.gather(1, targets[:, None])[:, 0]}
+        probs = log_probs.exp()
+        out = {
+            "logprobs": log_probs.gather(1, targets[:, None])[:, 0],
+            # Entropy of the (masked) distribution at each completion position.
+            "entropy": -(probs * torch.where(probs > 0, log_probs, 0.0)).sum(-1),
+        }
         if top_k > 0:
             values, ids = log_probs.topk(top_k, dim=-1)
             out["topk_ids"], out["topk_logprobs"] = ids, values
