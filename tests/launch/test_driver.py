@@ -78,6 +78,16 @@ def test_each_objective_trains_syncs_and_evaluates(
     assert records[-1]["val"]["n"] == 4
     model_dir = Path(records[-1]["checkpoint"]) / "model"
     assert (model_dir / "config.json").is_file() and list(model_dir.glob("*.safetensors"))
+    if preset == "opd":  # the checkpoint is an ordinary HF directory: transformers and vLLM load it
+        from transformers import AutoProcessor
+        from vllm import LLM, SamplingParams
+
+        from rollout.hf_compat import load_hf_model
+
+        assert load_hf_model(model_dir) is not None
+        assert AutoProcessor.from_pretrained(model_dir) is not None
+        llm = LLM(model=str(model_dir), dtype="float32", max_model_len=512, enforce_eager=True)
+        assert llm.generate(["hello"], SamplingParams(max_tokens=2), use_tqdm=False)[0].outputs
 
 
 def test_resume_matches_an_uninterrupted_run(

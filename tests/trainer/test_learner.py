@@ -127,3 +127,29 @@ def test_zero3_two_ranks_train_and_export(ray_session, tiny_models_dir: Path, sf
         assert any(not torch.equal(final[k], kept[k]) for k in kept)
     finally:
         group.shutdown()
+
+
+@pytest.mark.e2e
+def test_zero2_two_ranks_train_and_export(ray_session, tiny_models_dir: Path, sft_batch) -> None:
+    from safetensors.torch import load_file
+
+    from trainer.learner import LearnerSettings
+    from trainer.learner_group import LearnerGroup
+
+    prompts, trajectories = sft_batch
+    model_dir = tiny_models_dir / "qwen3_vl-student"
+    settings = LearnerSettings(
+        model_dir=str(model_dir), zero_stage=2, lr=2e-3, micro_batch_size=2, freeze_vision=True
+    )
+    group = LearnerGroup(settings, world_size=2)
+    try:
+        initial = load_file(str(model_dir / "model.safetensors"))
+        results = group.train_step(prompts, trajectories, "sft", {})
+        assert not any(r.skipped for r in results) and np.isfinite(results[0].grad_norm)
+        after = dict(pair for bucket in group.export_weights() for pair in bucket)
+        assert after.keys() == initial.keys()
+        for name, tensor in initial.items():
+            frozen = name.startswith("model.visual.")
+            assert torch.equal(after[name], tensor) == frozen, name
+    finally:
+        group.shutdown()
