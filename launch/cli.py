@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "synth",
     "teacher_server",
     "eval",
+    "curriculum",
 )
 
 

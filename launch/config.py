@@ -89,13 +89,17 @@ class LearnerConfig:
 
 @dataclass
 class TrainerConfig:
-    """The objective and the loop's length."""
+    """The objective and the loop's length (`steps`, and optionally a wall-clock `budget_s`)."""
 
     objective: str = "opd"
     objective_kwargs: dict[str, Any] = field(default_factory=dict)
     prompts_per_step: int = 8
     steps: int = 100
     seed: int = 0
+    budget_s: float | None = None
+    # Recompute the batch's log-probs on the learner before the update every N steps (0: never)
+    # to measure the rollout-vs-learner mismatch and the entropy; costs one forward pass.
+    mismatch_every: int = 1
 
 
 @dataclass
@@ -139,6 +143,40 @@ class CheckpointConfig:
 
     every_steps: int = 50
     keep_last: int = 2
+    keep_best: bool = False
+    best_metric: str = "mIoU"
+
+
+@dataclass
+class CurriculumConfig:
+    """Which training samples each step sees (docs/CURRICULUM.md): uniform, TVDF (Video-OPD's
+    teacher-validated disagreement focusing) or TimeLens-style difficulty sampling, and when the
+    student is re-scored. Defaults marked (*) were not published; they are this project's choice."""
+
+    kind: str = "uniform"  # uniform | tvdf | difficulty
+    # TVDF: keep samples with mean teacher IoU >= tau_teacher over teacher_k predictions, then
+    # subset_size of them by delta = teacher IoU - student IoU with `rule`.
+    rule: str = "top_k"  # top_k | uniform | bucket | gaussian
+    subset_size: int = 2500  # the paper kept 2.5K; <= 0 keeps every reliable sample
+    tau_teacher: float = 0.5  # (*)
+    teacher_k: int = 4  # (*) predictions per sample; 1 = greedy
+    teacher_temperature: float = 1.0  # (*) used when teacher_k > 1
+    buckets: int = 5
+    gaussian_center: float = 0.9
+    gaussian_sigma: float = 0.2
+    # Difficulty sampling (GRPO): Gaussian over the student's IoU / IoU density in bins.
+    difficulty_mean: float = 0.05
+    difficulty_sigma: float = 0.2
+    difficulty_bins: int = 20
+    # Offline predictions (student: greedy, one per sample).
+    max_new_tokens: int = 32  # (*)
+    batch_size: int = 64
+    num_workers: int = 1
+    prediction_seed: int = 0
+    cache_dir: str = "artifacts/curriculum_cache"
+    # Refresh: none | rounds (re-score after each pass over the selection) | online (every K).
+    refresh: str = "none"
+    refresh_every: int = 0
 
 
 @dataclass
@@ -156,6 +194,7 @@ class RunConfig:
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
 
 
 def resolve_config_path(path_or_preset: str) -> Path:
@@ -222,11 +261,40 @@ def validate_config(config: RunConfig) -> None:
             "reward.tempsamp_variant must be mixed|downscale|anchor",
         ),
     ]
-    for ok, message in checks:
+    for ok, message in checks + _curriculum_checks(config.curriculum):
         if not ok:
             raise ConfigError(message)
     if config.teacher.backend == "remote" and not config.teacher.url:
         raise ConfigError("teacher.url is required when teacher.backend=remote")
+
+
+def _curriculum_checks(c: CurriculumConfig) -> list[tuple[bool, str]]:
+    """Value checks of the curriculum section."""
+    return [
+        (c.kind in ("uniform", "tvdf", "difficulty"), "curriculum.kind: uniform|tvdf|difficulty"),
+        (
+            c.rule in ("top_k", "uniform", "bucket", "gaussian"),
+            "curriculum.rule: top_k|uniform|bucket|gaussian",
+        ),
+        (0.0 <= c.tau_teacher <= 1.0, "curriculum.tau_teacher must be in [0, 1]"),
+        (c.teacher_k >= 1, "curriculum.teacher_k must be >= 1"),
+        (
+            c.teacher_k == 1 or c.teacher_temperature > 0,
+            "curriculum.teacher_temperature must be > 0 when teacher_k > 1",
+        ),
+        (c.buckets >= 1, "curriculum.buckets must be >= 1"),
+        (c.gaussian_sigma > 0, "curriculum.gaussian_sigma must be > 0"),
+        (c.difficulty_sigma > 0, "curriculum.difficulty_sigma must be > 0"),
+        (c.difficulty_bins >= 1, "curriculum.difficulty_bins must be >= 1"),
+        (c.max_new_tokens >= 1, "curriculum.max_new_tokens must be >= 1"),
+        (c.batch_size >= 1, "curriculum.batch_size must be >= 1"),
+        (c.num_workers >= 1, "curriculum.num_workers must be >= 1"),
+        (c.refresh in ("none", "rounds", "online"), "curriculum.refresh: none|rounds|online"),
+        (
+            c.refresh != "online" or c.refresh_every >= 1,
+            "curriculum.refresh_every (K) must be >= 1 when curriculum.refresh=online",
+        ),
+    ]
 
 
 def config_to_yaml(config: RunConfig) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,7 @@ class Driver:
         self.num_params = count_parameters(config.model.student)
         self.peak_flops = measure_matmul_peak(threads=1)
         self.step = 0
+        self.best_value = float("-inf")
         self.last_sync_checksum = ""
         if resume:
             self._resume()
@@ -122,7 +124,7 @@ class Driver:
 
     # ------------------------------------------------------------------ set-up
     def _load_data(self) -> None:
-        from curriculum.uniform import UniformSampler
+        from curriculum.factory import build_sampler
         from rollout.batch import PromptSpec
         from tvg.formats import load_samples
         from tvg.video import VideoSettings
@@ -147,7 +149,13 @@ class Driver:
         self.val_prompts = prompts_of(cfg.val) if cfg.val else []
         if self.config.eval.max_samples:
             self.val_prompts = self.val_prompts[: self.config.eval.max_samples]
-        self.sampler = UniformSampler(len(self.train_prompts), seed=self.config.trainer.seed)
+        self.sampler = build_sampler(  # curriculum (issue 7): uniform | tvdf | difficulty
+            self.config.curriculum,
+            self.train_prompts,
+            seed=self.config.trainer.seed,
+            data_path=cfg.train,
+            **curriculum_engines(self.config),
+        )
 
     def _start_actors(self) -> None:
         from transformers import AutoTokenizer
@@ -257,6 +265,11 @@ class Driver:
         cfg = self.config
         objective = cfg.trainer.objective
         t0 = time.perf_counter()
+        # --- curriculum refresh (issue 7): first selection, new round, or every K steps ---
+        if getattr(self.sampler, "needs_refresh", None) and self.sampler.needs_refresh(self.step):
+            with self.timer.phase("curriculum"):
+                self.sampler.refresh(self.rollout, self.step)
+        # --- end curriculum refresh ---
         indices = self.sampler.next_indices(cfg.trainer.prompts_per_step)
         prompts = [self.train_prompts[i] for i in indices]
         if objective == "sft":  # supervised arm: the ground-truth answers, nothing sampled
@@ -293,7 +306,8 @@ class Driver:
         with self.timer.phase("learner"):
             t_learner = time.perf_counter()
             sampled = [t for t in batch.trajectories if not t.is_ground_truth]
-            if sampled:
+            every = cfg.trainer.mismatch_every
+            if sampled and every and (self.step + 1) % every == 0:
                 rows = self.learners.log_probs(batch.prompts, batch.trajectories)
                 learner_lp = [r["logprobs"] for r in rows]
                 entropy = float(np.concatenate([r["entropy"] for r in rows]).mean())
@@ -301,10 +315,13 @@ class Driver:
                 batch.prompts, batch.trajectories, objective, dict(cfg.trainer.objective_kwargs)
             )
             learner_s = time.perf_counter() - t_learner
-        flops = learner_flops(self.num_params, seq_tokens, seq_tokens if sampled else 0)
+        flops = learner_flops(self.num_params, seq_tokens, seq_tokens if learner_lp else 0)
         self.step += 1
-        with self.timer.phase("sync"):
-            self._sync_weights(version=self.step)
+        evaluating = self.step % cfg.eval.every_steps == 0 or self.step == cfg.trainer.steps
+        # Supervised steps sample nothing: the engines only need the weights to evaluate.
+        if objective != "sft" or evaluating:
+            with self.timer.phase("sync"):
+                self._sync_weights(version=self.step)
         record: dict[str, Any] = {"step": self.step, "objective": objective}
         record.update(batch_metrics(batch, learner_lp))
         record.update(filtering)
@@ -320,9 +337,12 @@ class Driver:
         record["weights_version"] = self.step
         if self.last_sync_checksum:
             record["sync_checksum"] = self.last_sync_checksum
-        if self.step % cfg.eval.every_steps == 0 or self.step == cfg.trainer.steps:
+        if evaluating:
             with self.timer.phase("eval"):
                 record["val"] = self.evaluate().metrics
+            if cfg.checkpoint.keep_best and self._is_best(record["val"]):
+                with self.timer.phase("checkpoint"):
+                    record["best_model"] = str(self.save_best_model(record["val"]))
         if self.step % cfg.checkpoint.every_steps == 0 or self.step == cfg.trainer.steps:
             with self.timer.phase("checkpoint"):
                 record["checkpoint"] = str(self.save_checkpoint())
@@ -344,6 +364,27 @@ class Driver:
         if not self.val_prompts:
             return EvalResult({})
         return evaluate(self.rollout, self.val_prompts, self.config.eval.max_new_tokens)
+
+    def _is_best(self, val: dict[str, float]) -> bool:
+        metric = self.config.checkpoint.best_metric
+        value = val.get(metric, float("-inf"))
+        if value > self.best_value:
+            self.best_value = value
+            return True
+        return False
+
+    def save_best_model(self, val: dict[str, float]) -> Path:
+        """Write the current weights to <out>/best_model (atomically) with their val metrics."""
+        target = self.out / "best_model"
+        staging = self.out / ".tmp_best_model"
+        if staging.exists():
+            shutil.rmtree(staging)
+        self.learners.save_hf_model(str(staging))
+        (staging / "val_metrics.json").write_text(json.dumps({"step": self.step, **val}, indent=2))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+        return target
 
     def save_checkpoint(self) -> Path:
         """Write an atomic checkpoint of this step (HF model + learner state + loop state)."""
@@ -368,7 +409,13 @@ class Driver:
             total=cfg.trainer.steps, initial=self.step, desc=f"train {cfg.trainer.objective}"
         )
         last: dict[str, Any] = {}
+        started = time.perf_counter()
         while self.step < cfg.trainer.steps:
+            if cfg.trainer.budget_s and time.perf_counter() - started >= cfg.trainer.budget_s:
+                print(f"[train] wall-clock budget of {cfg.trainer.budget_s:.0f} s reached")
+                if "val" not in last:
+                    last["val"] = self.evaluate().metrics
+                break
             last = self.train_step()
             bar.update(1)
             postfix = {"loss": f"{last['loss']:.3f}", "iou": f"{last['iou_mean']:.2f}"}
@@ -388,6 +435,33 @@ class Driver:
         for group in (self.rollout, self.teacher, self.learners):
             if group is not None:
                 group.shutdown()
+
+
+def curriculum_engines(config: RunConfig) -> dict[str, Any]:
+    """Where the curriculum's offline predictions run (issue 7): the teacher (and, for `vopd
+    curriculum build`, the student) model on temporary rollout workers with the rollout workers'
+    resources. In training the student predicts with the run's own rollout engines."""
+    from rollout.engine_config import EngineConfig
+    from rollout.group import GroupConfig
+
+    def engine(model: str) -> EngineConfig:
+        return EngineConfig(
+            model=model,
+            engine=config.rollout.engine,
+            seed=config.trainer.seed,
+            max_model_len=config.rollout.max_model_len,
+        )
+
+    return {
+        "teacher_engine": engine(config.model.teacher),
+        "student_engine": engine(config.model.student),
+        "group": GroupConfig(
+            num_workers=config.curriculum.num_workers,
+            cpus_per_worker=config.resources.rollout_cpus,
+            gpus_per_worker=config.resources.rollout_gpus,
+            sample_timeout_s=config.rollout.timeout_s,
+        ),
+    }
 
 
 def _jsonable_state(state: Any) -> Any:

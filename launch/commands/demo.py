@@ -1,39 +1,75 @@
-"""`vopd demo`: the main job on an embedded default (see launch/greedy_preview.py)."""
+"""`vopd demo` and `vopd prepare-demo`: the main job on the embedded default."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+QUICK = {  # a shortened run for tests and smoke checks: same code path, tiny budgets
+    "n_train": 48,
+    "n_val": 8,
+    "n_test": 8,
+    "teacher_steps": 12,
+    "student_steps": 4,
+    "eval_every": 12,
+}
+QUICK_OVERRIDES = ["trainer.steps=3", "trainer.prompts_per_step=4", "eval.every_steps=3"]
+
+
+def _add_asset_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="artifacts/demo", help="assets and report directory")
+    parser.add_argument("--seed", type=int, default=0, help="seed for data, models and training")
+    parser.add_argument("--force", action="store_true", help="rebuild the cached assets")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny budgets (a smoke test of the same path)"
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `demo` sub-command."""
-    parser = subparsers.add_parser(
+    """Add the `demo` and `prepare-demo` sub-commands."""
+    demo = subparsers.add_parser(
         "demo",
-        help="run the main job on the embedded default (tiny models, synthetic videos)",
+        help="the main job: prepare assets, run OPD, evaluate before/after (~15 min on 2 cores)",
         description=(
-            "Build tiny models, generate synthetic videos, decode them with vLLM (CPU build) and "
-            "score the parsed spans. Models are untrained until the OPD loop lands."
+            "Prepare (or reuse) the demo assets, run on-policy distillation through the full "
+            "distributed loop, and print the student's test metrics before and after next to "
+            "the blind floor and the teacher. Extra key=value arguments override the run config "
+            "(launch/configs/demo_opd.yaml)."
         ),
     )
-    parser.add_argument("--out", default="artifacts/demo", help="output directory")
-    parser.add_argument("--n-videos", type=int, default=8, help="synthetic test videos")
-    parser.add_argument("--seed", type=int, default=0, help="seed for models and data")
-    parser.add_argument(
-        "--family", default="qwen3_vl", choices=("qwen3_vl", "qwen2_5_vl"), help="model family"
+    _add_asset_arguments(demo)
+    demo.add_argument("overrides", nargs="*", help="key=value overrides of the OPD run")
+    demo.set_defaults(func=_demo)
+    prepare = subparsers.add_parser(
+        "prepare-demo",
+        help="build and cache the demo assets (data, trained teacher, warm-started student)",
     )
-    parser.set_defaults(func=_run)
+    _add_asset_arguments(prepare)
+    prepare.set_defaults(func=_prepare)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from launch.greedy_preview import PreviewSettings, print_report, run_greedy_preview
+def _settings(args: argparse.Namespace):
+    from launch.demo_assets import DemoAssetSettings
 
-    if args.n_videos < 1:
-        print("error: --n-videos must be >= 1")
-        return 2
-    settings = PreviewSettings(
-        out_dir=Path(args.out), n_videos=args.n_videos, seed=args.seed, family=args.family
-    )
-    report = run_greedy_preview(settings)
-    print_report(report, settings.out_dir / "report.json")
+    extra = QUICK if args.quick else {}
+    return DemoAssetSettings(out_dir=args.out, seed=args.seed, **extra)
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from launch.demo_assets import prepare_demo
+
+    assets = prepare_demo(_settings(args), force=args.force)
+    print(f"[prepare-demo] assets: {args.out}/assets.json")
+    for role in ("teacher", "student"):
+        metrics = assets["metrics"][role]["val"]
+        print(f"  {role:8s} val mIoU {metrics['mIoU']:5.1f}  parse {metrics['parse_rate']:5.1f}%")
+    print(f"  blind floor (val) mIoU {assets['blind_floor']['val']:.1f}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from launch.demo import print_demo_report, run_demo
+
+    overrides = [*(QUICK_OVERRIDES if args.quick else []), *args.overrides]
+    report = run_demo(_settings(args), overrides, force=args.force)
+    print_demo_report(report)
     return 0

@@ -66,7 +66,8 @@ def test_each_objective_trains_syncs_and_evaluates(
     assert [r["step"] for r in records] == [1, 2]
     for record in records:
         assert np.isfinite(record["loss"]) and not record["skipped_update"]
-        assert record["sync_checksum"]  # the driver verified every engine's checksum
+        if preset != "sft" or "val" in record:  # SFT syncs only before evaluating
+            assert record["sync_checksum"]  # the driver verified every engine's checksum
         assert record["tokens_trained"] > 0
         if preset != "sft":
             # float32 on both sides: the sampler's log-probs are the learner's (pre-update).

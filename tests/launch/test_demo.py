@@ -1,0 +1,36 @@
+"""`vopd demo --quick`: the whole main-job path (assets, OPD run, before/after), tiny budgets."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from launch.commands.demo import QUICK, QUICK_OVERRIDES
+
+pytestmark = pytest.mark.e2e
+
+
+def test_quick_demo_writes_a_consistent_report(tmp_path: Path, ray_session) -> None:
+    from launch.demo import run_demo
+    from launch.demo_assets import DemoAssetSettings, load_assets
+
+    settings = replace(DemoAssetSettings(out_dir=str(tmp_path)), **QUICK)
+    report = run_demo(settings, QUICK_OVERRIDES)
+    assert json.loads(Path(report["path"]).read_text())["steps"] == 3
+    rows = report["test"]
+    assert set(rows) == {
+        "blind floor (duration only)",
+        "student before",
+        "student after",
+        "teacher",
+    }
+    for name in ("student before", "student after", "teacher"):
+        assert rows[name]["n"] == QUICK["n_test"]
+    ledger = [json.loads(line) for line in Path(report["ledger"]).read_text().splitlines()]
+    assert [r["step"] for r in ledger] == [1, 2, 3]
+    # The assets are cached: a second preparation reuses them.
+    assets = load_assets(tmp_path)
+    assert assets is not None and Path(assets["teacher"], "config.json").is_file()
