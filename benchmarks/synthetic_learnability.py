@@ -226,7 +226,9 @@ def write_results(path: Path, payload: dict[str, Any]) -> None:
     """Write the results JSON atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1) + "\n")
+    # Paths are written relative to the repository so results name no machine's layout.
+    text = json.dumps(payload, indent=1).replace(str(REPO) + "/", "")
+    tmp.write_text(text + "\n")
     os.replace(tmp, path)
 
 
