@@ -9,6 +9,7 @@ prompt style) becomes a `SkippedPrompt` with the reason; the rest of the batch g
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -16,7 +17,13 @@ from typing import Any, Protocol
 from rollout.batch import PromptSpec, RolloutBatch, SkippedPrompt
 from rollout.engine_config import SamplingConfig
 from rollout.prompting import prompt_token_ids
-from rollout.weight_sync import WeightBucket, WeightUpdateResult
+from rollout.weight_sync import (
+    DEFAULT_BUCKET_BYTES,
+    WeightBucket,
+    WeightTracker,
+    WeightUpdateResult,
+    bucket_state_dict,
+)
 from tvg.frame_cache import FrameCache
 from tvg.video import build_vision_inputs
 from tvg.video_errors import VideoError
@@ -117,3 +124,50 @@ def reseed_torch(seed: int, worker: Any = None) -> None:
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
+
+
+class TrackedWeights:
+    """What both engines share about the weights they hold: the `WeightTracker`, the version
+    stamped on samples, the update result, whole-state-dict pushes and the checksum."""
+
+    tracker: WeightTracker
+    _update_started: float
+
+    @property
+    def weights_version(self) -> int:
+        """Version stamped on every sample (bumped by each completed weight update)."""
+        return self.tracker.version
+
+    def update_weights(self, bucket: WeightBucket) -> WeightUpdateResult | None:
+        """Load one bucket (see the engine); the last one returns the update's result."""
+        raise NotImplementedError
+
+    def _finished_update(self) -> WeightUpdateResult:
+        """Close the tracker's update and describe it."""
+        self.tracker.finish()
+        return WeightUpdateResult(
+            version=self.tracker.version,
+            checksum=self.tracker.checksum(),
+            seconds=time.perf_counter() - self._update_started,
+            num_tensors=self.tracker.update_tensors,
+            num_bytes=self.tracker.update_bytes,
+        )
+
+    def load_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        version: int | None = None,
+        bucket_bytes: int = DEFAULT_BUCKET_BYTES,
+        skip_prefixes: Sequence[str] = (),
+    ) -> WeightUpdateResult:
+        """Push a whole state dict through the bucket protocol (in-process convenience)."""
+        version = self.weights_version + 1 if version is None else version
+        result = None
+        for bucket in bucket_state_dict(state_dict, version, bucket_bytes, skip_prefixes):
+            result = self.update_weights(bucket)
+        assert result is not None
+        return result
+
+    def checksum(self) -> str:
+        """Checksum of the weights the engine holds (see `rollout.weight_sync`)."""
+        return self.tracker.checksum()

@@ -27,6 +27,7 @@ import torch
 from rollout.batch import PromptSpec, RolloutBatch, SkippedPrompt, Trajectory
 from rollout.engine_common import (
     PreparedPrompt,
+    TrackedWeights,
     call_seed,
     configure_threads,
     prepare_prompts,
@@ -37,11 +38,9 @@ from rollout.hf_compat import load_hf_model
 from rollout.hf_scoring import ScoringItem, completion_log_probs
 from rollout.prompting import prompt_text, vision_placeholder_ids
 from rollout.weight_sync import (
-    DEFAULT_BUCKET_BYTES,
     WeightBucket,
     WeightTracker,
     WeightUpdateResult,
-    bucket_state_dict,
 )
 from tvg.frame_cache import FrameCache
 
@@ -52,7 +51,7 @@ CHUNK_PROMPTS = 256
 Generated = tuple[PreparedPrompt, int, list[int], str, int]
 
 
-class HFEngine:
+class HFEngine(TrackedWeights):
     """transformers generate + hf_scoring log-probs behind the rollout engine interface."""
 
     name = "hf"
@@ -75,11 +74,6 @@ class HFEngine:
         self.frame_cache = frame_cache if frame_cache is not None else FrameCache()
         self.tracker = WeightTracker(config.model, config.track_checksum)
         self._update_started = 0.0
-
-    @property
-    def weights_version(self) -> int:
-        """Version stamped on every sample."""
-        return self.tracker.version
 
     def sample(
         self,
@@ -255,30 +249,4 @@ class HFEngine:
                 )
         if not bucket.is_last:
             return None
-        self.tracker.finish()
-        return WeightUpdateResult(
-            version=self.tracker.version,
-            checksum=self.tracker.checksum(),
-            seconds=time.perf_counter() - self._update_started,
-            num_tensors=self.tracker.update_tensors,
-            num_bytes=self.tracker.update_bytes,
-        )
-
-    def load_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        version: int | None = None,
-        bucket_bytes: int = DEFAULT_BUCKET_BYTES,
-        skip_prefixes: Sequence[str] = (),
-    ) -> WeightUpdateResult:
-        """Push a whole state dict through the bucket protocol (in-process convenience)."""
-        version = self.weights_version + 1 if version is None else version
-        result = None
-        for bucket in bucket_state_dict(state_dict, version, bucket_bytes, skip_prefixes):
-            result = self.update_weights(bucket)
-        assert result is not None
-        return result
-
-    def checksum(self) -> str:
-        """Checksum of the weights the engine holds (see `rollout.weight_sync`)."""
-        return self.tracker.checksum()
+        return self._finished_update()

@@ -38,6 +38,7 @@ import numpy as np
 from rollout.batch import PromptSpec, RolloutBatch, SkippedPrompt, Trajectory
 from rollout.engine_common import (
     PreparedPrompt,
+    TrackedWeights,
     call_seed,
     configure_threads,
     prepare_prompts,
@@ -47,11 +48,9 @@ from rollout.engine_config import EngineConfig, SamplingConfig
 from rollout.prompting import vision_placeholder_ids
 from rollout.vllm_env import apply_vllm_cpu_defaults
 from rollout.weight_sync import (
-    DEFAULT_BUCKET_BYTES,
     WeightBucket,
     WeightTracker,
     WeightUpdateResult,
-    bucket_state_dict,
 )
 from tvg.frame_cache import FrameCache
 
@@ -95,7 +94,7 @@ def _finish_reload(worker: Any) -> bool:
     return True
 
 
-class VLLMEngine:
+class VLLMEngine(TrackedWeights):
     """A seeded vLLM engine (in-process core) with sampling, bucketed weight updates, checksums.
 
     frame_cache: decoded-video cache shared by the engine's calls (one per process).
@@ -137,11 +136,6 @@ class VLLMEngine:
         self.frame_cache = frame_cache if frame_cache is not None else FrameCache()
         self.tracker = WeightTracker(config.model, config.track_checksum)
         self._update_started = 0.0
-
-    @property
-    def weights_version(self) -> int:
-        """Version stamped on every sample (bumped by each completed weight update)."""
-        return self.tracker.version
 
     def _params(self, sampling: SamplingConfig, n: int, max_tokens: int) -> Any:
         """vLLM `SamplingParams` for one request."""
@@ -271,33 +265,7 @@ class VLLMEngine:
         self.llm.collective_rpc(_finish_reload)
         self.llm.reset_prefix_cache()
         self.llm.llm_engine.reset_encoder_cache()
-        self.tracker.finish()
-        return WeightUpdateResult(
-            version=self.tracker.version,
-            checksum=self.tracker.checksum(),
-            seconds=time.perf_counter() - self._update_started,
-            num_tensors=self.tracker.update_tensors,
-            num_bytes=self.tracker.update_bytes,
-        )
-
-    def load_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        version: int | None = None,
-        bucket_bytes: int = DEFAULT_BUCKET_BYTES,
-        skip_prefixes: Sequence[str] = (),
-    ) -> WeightUpdateResult:
-        """Push a whole state dict through the bucket protocol (in-process convenience)."""
-        version = self.weights_version + 1 if version is None else version
-        result = None
-        for bucket in bucket_state_dict(state_dict, version, bucket_bytes, skip_prefixes):
-            result = self.update_weights(bucket)
-        assert result is not None
-        return result
-
-    def checksum(self) -> str:
-        """Checksum of the weights the engine holds (see `rollout.weight_sync`)."""
-        return self.tracker.checksum()
+        return self._finished_update()
 
 
 def _is_multimodal(model_dir: str) -> bool:
