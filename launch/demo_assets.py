@@ -77,8 +77,11 @@ def _train_sft(overrides: list[str]) -> dict[str, Any]:
         driver.shutdown()
 
 
-def evaluate_model(model_dir: str, data_file: Path, video_root: Path, max_tokens: int = 24) -> dict:
-    """Greedy R1@m / mIoU / parse rate of a model directory on an annotation file (vLLM)."""
+def evaluate_model(
+    model_dir: str, data_files: dict[str, Path], video_root: Path, max_tokens: int = 24
+) -> dict[str, dict[str, float]]:
+    """Greedy R1@m / mIoU / parse rate of a model directory on each named annotation file, with
+    one vLLM rollout worker started once for all of them."""
     from launch.driver import evaluate
     from rollout.batch import PromptSpec
     from rollout.engine_config import EngineConfig
@@ -87,13 +90,16 @@ def evaluate_model(model_dir: str, data_file: Path, video_root: Path, max_tokens
     from tvg.video import VideoSettings
 
     settings = VideoSettings(fps=1.0, max_frames=64)
-    samples = read_samples(data_file, video_root=video_root)
-    prompts = [PromptSpec.from_sample(s, "timelens", settings) for s in samples]
     group = RolloutGroup(
         EngineConfig(model=model_dir), GroupConfig(num_workers=1, cpus_per_worker=0)
     )
     try:
-        return evaluate(group, prompts, max_tokens).metrics
+        results = {}
+        for name, data_file in data_files.items():
+            samples = read_samples(data_file, video_root=video_root)
+            prompts = [PromptSpec.from_sample(s, "timelens", settings) for s in samples]
+            results[name] = evaluate(group, prompts, max_tokens).metrics
+        return results
     finally:
         group.shutdown()
 
@@ -178,11 +184,9 @@ def prepare_demo(settings: DemoAssetSettings, force: bool = False) -> dict[str, 
     _copy_model(final / "model", student_dir)
 
     print("[prepare-demo] evaluating teacher and student on val and test")
+    splits = {split: data / f"{split}.json" for split in ("val", "test")}
     metrics = {
-        role: {
-            split: evaluate_model(str(path), data / f"{split}.json", data / "videos")
-            for split in ("val", "test")
-        }
+        role: evaluate_model(str(path), splits, data / "videos")
         for role, path in (("teacher", teacher_dir), ("student", student_dir))
     }
     assets = {
