@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "teacher_server",
     "eval",
     "curriculum",
+    "compare",
 )
 
 

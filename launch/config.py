@@ -7,7 +7,8 @@ schema's defaults, then `key=value` overrides; an unknown key or a value of the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ class ModelConfig:
 
     student: str = "artifacts/demo/models/qwen3_vl-student"
     teacher: str = "artifacts/demo/models/qwen3_vl-teacher"
+    # Frozen reference of the KL penalty (GRPO / TempSamp-R1 with objective_kwargs.kl_coef > 0);
+    # None = the initial student.
+    reference: str | None = None
     freeze_vision: bool = False
 
 
@@ -85,6 +89,9 @@ class LearnerConfig:
     schedule: str = "constant"
     grad_clip: float = 1.0
     micro_batch_size: int = 8
+    # Limit of every call to the ranks (start-up, step, export, checkpoints); on expiry the
+    # driver restarts the group from the last checkpoint (trainer.max_recoveries).
+    timeout_s: float = 600.0
 
 
 @dataclass
@@ -100,6 +107,9 @@ class TrainerConfig:
     # Recompute the batch's log-probs on the learner before the update every N steps (0: never)
     # to measure the rollout-vs-learner mismatch and the entropy; costs one forward pass.
     mismatch_every: int = 1
+    # In-process recoveries from a dead or stuck learner rank (restart the learner group, rewind
+    # to the last checkpoint) before the run stops with an error.
+    max_recoveries: int = 2
 
 
 @dataclass
@@ -180,6 +190,14 @@ class CurriculumConfig:
 
 
 @dataclass
+class FaultConfig:
+    """Fault injection to rehearse failures (docs/FAULTS.md): `kill` = "KIND@STEP", KIND one of
+    teacher | rollout | learner | driver, STEP the 1-based training step; None = no fault."""
+
+    kill: str | None = None
+
+
+@dataclass
 class RunConfig:
     """Everything a `vopd train` run needs."""
 
@@ -195,6 +213,7 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    fault: FaultConfig = field(default_factory=FaultConfig)
 
 
 def resolve_config_path(path_or_preset: str) -> Path:
@@ -209,6 +228,61 @@ def resolve_config_path(path_or_preset: str) -> Path:
     raise ConfigError(f"config {path_or_preset!r} is neither a file nor a preset {known}")
 
 
+def read_yaml_config(path: Path) -> Any:
+    """A config file as an OmegaConf mapping; unreadable text, invalid YAML, a document that is
+    not a mapping, or a section given as a scalar is a `ConfigError` naming the file (and line or
+    key). YAML is read with OmegaConf's safe loader: tags such as !!python/object are refused."""
+    import yaml
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    try:
+        loaded = OmegaConf.load(path)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the file: {exc}") from None
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(
+            f"{path}: expected a mapping of sections (model:, data:, trainer:, ...), "
+            f"got {'a list' if isinstance(loaded, ListConfig) else type(loaded).__name__}"
+        )
+    sections = {f.name for f in fields(RunConfig) if f.name != "out_dir"}
+    for key, value in OmegaConf.to_container(loaded, resolve=False).items():
+        if key in sections and value is not None and not isinstance(value, dict):
+            raise ConfigError(
+                f"{path}: key {key!r}: expected a section (a mapping of settings), "
+                f"got {type(value).__name__} {value!r}"
+            )
+    return loaded
+
+
+def _parse_override(override: str) -> Any:
+    """One `key=value` override as an OmegaConf mapping (the value is read as YAML)."""
+    import yaml
+    from omegaconf import OmegaConf
+
+    key, sep, _ = override.partition("=")
+    if not sep:
+        raise ConfigError(f"override {override!r} is not of the form key=value")
+    if not key.strip():
+        raise ConfigError(f"override {override!r} has an empty key")
+    if key.strip() in {f.name for f in fields(RunConfig) if f.name != "out_dir"}:
+        raise ConfigError(
+            f"override {override!r}: {key.strip()!r} is a section; set one of its fields "
+            f"({key.strip()}.<field>=value)"
+        )
+    try:
+        return OmegaConf.from_dotlist([override])
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"override {override!r}: the value is not valid YAML: {problem}"
+        ) from None
+
+
 def load_config(path_or_preset: str | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Merge defaults, a YAML file or preset, and `key=value` overrides into a checked RunConfig."""
     from omegaconf import OmegaConf
@@ -221,13 +295,11 @@ def load_config(path_or_preset: str | None = None, overrides: list[str] | None =
         if path_or_preset:
             path = resolve_config_path(path_or_preset)
             source = str(path)
-            merged = OmegaConf.merge(merged, OmegaConf.load(path))
+            merged = OmegaConf.merge(merged, read_yaml_config(path))
         if overrides:
             source = "command-line overrides"
-            bad = [o for o in overrides if "=" not in o]
-            if bad:
-                raise ConfigError(f"override {bad[0]!r} is not of the form key=value")
-            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+            for override in overrides:
+                merged = OmegaConf.merge(merged, _parse_override(override))
         config = OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or ""
@@ -243,14 +315,17 @@ def validate_config(config: RunConfig) -> None:
     checks: list[tuple[bool, str]] = [
         (config.rollout.engine in ("vllm", "hf"), "rollout.engine must be 'vllm' or 'hf'"),
         (config.rollout.n >= 1, "rollout.n must be >= 1"),
-        (config.rollout.temperature > 0, "rollout.temperature must be > 0"),
+        (
+            math.isfinite(config.rollout.temperature) and config.rollout.temperature > 0,
+            "rollout.temperature must be > 0 and finite",
+        ),
         (0 < config.rollout.top_p <= 1, "rollout.top_p must be in (0, 1]"),
         (config.rollout.num_workers >= 1, "rollout.num_workers must be >= 1"),
         (config.teacher.backend in ("vllm", "hf", "remote"), "teacher.backend: vllm|hf|remote"),
         (config.learner.num_ranks >= 1, "learner.num_ranks must be >= 1"),
         (config.learner.zero_stage in (0, 1, 2, 3), "learner.zero_stage must be 0-3"),
         (config.learner.precision in ("fp32", "bf16"), "learner.precision must be fp32|bf16"),
-        (config.learner.lr > 0, "learner.lr must be > 0"),
+        (math.isfinite(config.learner.lr) and config.learner.lr > 0, "learner.lr must be > 0"),
         (len(config.learner.betas) == 2, "learner.betas must have two values"),
         (config.trainer.steps >= 1, "trainer.steps must be >= 1"),
         (config.trainer.prompts_per_step >= 1, "trainer.prompts_per_step must be >= 1"),
@@ -261,11 +336,82 @@ def validate_config(config: RunConfig) -> None:
             "reward.tempsamp_variant must be mixed|downscale|anchor",
         ),
     ]
-    for ok, message in checks + _curriculum_checks(config.curriculum):
+    for ok, message in checks + _range_checks(config) + _curriculum_checks(config.curriculum):
         if not ok:
             raise ConfigError(message)
     if config.teacher.backend == "remote" and not config.teacher.url:
         raise ConfigError("teacher.url is required when teacher.backend=remote")
+    _check_objective(config.trainer.objective, config.trainer.objective_kwargs)
+    _check_fault(config)
+
+
+def _range_checks(config: RunConfig) -> list[tuple[bool, str]]:
+    """Counts, periods and limits that would otherwise fail later, some inside a training step
+    (a period of 0 is a division by zero after the first update, a timeout of 0 fails the first
+    rollout, max_new_tokens=0 the first sampling call)."""
+    trainer, rollout, teacher = config.trainer, config.rollout, config.teacher
+    budget = trainer.budget_s
+    cpus = config.resources.num_cpus
+    return [
+        (config.eval.every_steps >= 1, "eval.every_steps must be >= 1"),
+        (config.eval.max_new_tokens >= 1, "eval.max_new_tokens must be >= 1"),
+        (config.checkpoint.every_steps >= 1, "checkpoint.every_steps must be >= 1"),
+        (trainer.mismatch_every >= 0, "trainer.mismatch_every must be >= 0 (0 = never)"),
+        (budget is None or budget > 0, "trainer.budget_s must be > 0 (or null: no budget)"),
+        (rollout.max_new_tokens >= 1, "rollout.max_new_tokens must be >= 1"),
+        (rollout.max_model_len >= 1, "rollout.max_model_len must be >= 1"),
+        (rollout.weight_bucket_mb >= 1, "rollout.weight_bucket_mb must be >= 1"),
+        (rollout.timeout_s > 0, "rollout.timeout_s must be > 0"),
+        (teacher.num_workers >= 1, "teacher.num_workers must be >= 1"),
+        (teacher.timeout_s > 0, "teacher.timeout_s must be > 0"),
+        (config.learner.timeout_s > 0, "learner.timeout_s must be > 0"),
+        (trainer.max_recoveries >= 0, "trainer.max_recoveries must be >= 0"),
+        (config.learner.micro_batch_size >= 1, "learner.micro_batch_size must be >= 1"),
+        (config.learner.warmup_steps >= 0, "learner.warmup_steps must be >= 0"),
+        (config.data.max_frames >= 2, "data.max_frames must be >= 2"),
+        (config.data.max_pixels >= 1, "data.max_pixels must be >= 1"),
+        (cpus is None or cpus >= 0, "resources.num_cpus must be >= 0 (or null: all cores)"),
+    ]
+
+
+def _check_objective(objective: str, options: dict[str, Any]) -> None:
+    """The objective must be registered and its options known (else the first step fails)."""
+    from trainer.objectives.registry import get_objective_spec
+
+    try:
+        spec = get_objective_spec(objective)
+    except ValueError as exc:
+        raise ConfigError(f"trainer.objective: {exc}") from None
+    unknown = sorted(set(options) - set(spec.options()))
+    if unknown:
+        raise ConfigError(
+            f"trainer.objective_kwargs: unknown option(s) {unknown} for objective "
+            f"{objective!r}; known: {', '.join(spec.options())}"
+        )
+
+
+def _check_fault(config: RunConfig) -> None:
+    """`fault.kill` must be KIND@STEP, within the run, and name a phase the objective has."""
+    from launch.faults import parse_fault
+    from launch.step_logic import needs_teacher
+
+    text = config.fault.kill
+    if text is None:
+        return
+    try:
+        spec = parse_fault(text)
+    except ValueError as exc:
+        raise ConfigError(f"fault.kill: {exc}") from None
+    objective = config.trainer.objective
+    if spec.step > config.trainer.steps:
+        raise ConfigError(
+            f"fault.kill={text}: step {spec.step} is after the run's last step "
+            f"(trainer.steps={config.trainer.steps})"
+        )
+    if spec.kind == "teacher" and not needs_teacher(objective):
+        raise ConfigError(f"fault.kill={text}: objective {objective!r} has no teacher phase")
+    if spec.kind == "rollout" and objective == "sft":
+        raise ConfigError(f"fault.kill={text}: objective 'sft' samples nothing (no rollout phase)")
 
 
 def _curriculum_checks(c: CurriculumConfig) -> list[tuple[bool, str]]:

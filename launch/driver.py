@@ -28,8 +28,9 @@ from launch.checkpoints import (
     staging_dir,
 )
 from launch.config import RunConfig, config_to_yaml
+from launch.faults import FaultInjector
 from launch.flops import learner_flops, measure_matmul_peak, mfu
-from launch.ledger import Ledger, PhaseTimer
+from launch.ledger import Ledger, PhaseTimer, read_ledger
 from launch.step_logic import (
     assign_advantages,
     assign_rewards,
@@ -104,11 +105,16 @@ class Driver:
         self._load_data()
         self._start_actors()
         self.ledger = Ledger(self.out)
+        self.faults = FaultInjector.from_text(config.fault.kill, self.out, resume)
+        self.recoveries = 0  # in-process restarts of the learner group (Driver.recover)
         self.num_params = count_parameters(config.model.student)
         self.peak_flops = measure_matmul_peak(threads=1)
         self.step = 0
+        self.train_seconds = 0.0  # wall-clock of the training steps, evaluation excluded
         self.best_value = float("-inf")
         self.last_sync_checksum = ""
+        # Where recover() rewinds to when no checkpoint exists yet (the state before step 1).
+        self._start_state = (json.loads(json.dumps(self.sampler.state_dict())), random.getstate())
         if resume:
             self._resume()
         else:
@@ -162,8 +168,6 @@ class Driver:
 
         from rollout.engine_config import EngineConfig
         from rollout.group import GroupConfig, RolloutGroup
-        from trainer.learner import LearnerSettings
-        from trainer.learner_group import LearnerGroup
 
         cfg = self.config
         self.tokenizer = AutoTokenizer.from_pretrained(cfg.model.student)
@@ -173,6 +177,7 @@ class Driver:
                 engine=cfg.rollout.engine,
                 seed=cfg.trainer.seed,
                 max_model_len=cfg.rollout.max_model_len,
+                dtype=model_dtype(cfg),
             ),
             GroupConfig(
                 num_workers=cfg.rollout.num_workers,
@@ -198,13 +203,24 @@ class Driver:
                     max_model_len=cfg.rollout.max_model_len,
                     num_workers=cfg.teacher.num_workers,
                     num_cpus=cfg.resources.teacher_cpus,
+                    num_gpus=cfg.resources.teacher_gpus,
+                    dtype=model_dtype(cfg),
                     timeout_s=cfg.teacher.timeout_s,
                     seed=cfg.trainer.seed,
                     **({"token_env": cfg.teacher.token_env} if cfg.teacher.token_env else {}),
                 )
             )
+        self.reference = self._start_reference()
+        self.learners = self._start_learners()
+
+    def _start_learners(self) -> Any:
+        """The DeepSpeed learner ranks (fresh actors, initial weights)."""
+        from trainer.learner import LearnerSettings
+        from trainer.learner_group import LearnerGroup
+
+        cfg = self.config
         learner = cfg.learner
-        self.learners = LearnerGroup(
+        return LearnerGroup(
             LearnerSettings(
                 model_dir=cfg.model.student,
                 zero_stage=learner.zero_stage,
@@ -223,6 +239,35 @@ class Driver:
             ),
             world_size=learner.num_ranks,
             num_cpus_per_rank=cfg.resources.learner_cpus,
+            num_gpus_per_rank=cfg.resources.learner_gpus,
+            timeout_s=learner.timeout_s,
+        )
+
+    def _start_reference(self) -> Any:
+        """A scoring pool on the frozen reference (default: the initial student) when the
+        objective has a KL penalty (objective_kwargs.kl_coef > 0); else None."""
+        cfg = self.config
+        kl_coef = float(cfg.trainer.objective_kwargs.get("kl_coef", 0.0) or 0.0)
+        if kl_coef <= 0:
+            return None
+        from teacher_server.config import TeacherConfig
+        from teacher_server.pool import TeacherPool
+
+        backend = cfg.teacher.backend if cfg.teacher.backend != "remote" else "hf"
+        return TeacherPool(
+            TeacherConfig(
+                backend=backend,
+                model=cfg.model.reference or cfg.model.student,
+                top_k=0,
+                temperature=cfg.rollout.temperature,
+                max_model_len=cfg.rollout.max_model_len,
+                num_workers=1,
+                num_cpus=cfg.resources.teacher_cpus,
+                num_gpus=cfg.resources.teacher_gpus,
+                dtype=model_dtype(cfg),
+                timeout_s=cfg.teacher.timeout_s,
+                seed=cfg.trainer.seed,
+            )
         )
 
     # ------------------------------------------------------------------ resume
@@ -238,6 +283,9 @@ class Driver:
         random.setstate(_tuple_state(state["python_rng"]))
         self._sync_weights(version=self.step)
         self.ledger.truncate_after(self.step)
+        if self.ledger.path.exists():
+            records = read_ledger(self.ledger.path)
+            self.train_seconds = float(records[-1].get("train_seconds", 0.0)) if records else 0.0
         print(f"[resume] continuing after step {self.step} from {checkpoint}")
 
     # ------------------------------------------------------------------ one step
@@ -257,8 +305,9 @@ class Driver:
                 )
             self.last_sync_checksum = expected
 
-    def train_step(self) -> dict[str, Any]:
-        """Run one full step and return its ledger record."""
+    def train_step(self, final: bool = False) -> dict[str, Any]:
+        """Run one full step and return its ledger record (`final`: the last step of the run,
+        e.g. when the wall-clock budget is spent: evaluate and checkpoint after it)."""
         from rollout.batch import RolloutBatch
         from rollout.engine_config import SamplingConfig
 
@@ -278,6 +327,7 @@ class Driver:
                 batch, self.tokenizer, self.tokenizer.eos_token_id, require_samples=False
             )
         else:
+            self.faults.before("rollout", self.step + 1, self)
             with self.timer.phase("rollout"):
                 batch = self.rollout.sample(
                     prompts,
@@ -291,9 +341,13 @@ class Driver:
                 )
         if objective == "tempsamp":
             inject_ground_truth(batch, self.tokenizer, self.tokenizer.eos_token_id)
-        if self.teacher is not None:
+        if self.teacher is not None and batch.trajectories:
+            self.faults.before("teacher", self.step + 1, self)
             with self.timer.phase("teacher"):
                 self.teacher.score_batch(batch)
+        if self.reference is not None and batch.trajectories:
+            with self.timer.phase("reference"):
+                self.reference.score_batch(batch, target="reference")
         with self.timer.phase("reward"):
             assign_rewards(batch, objective, cfg.reward)
             filtering = assign_advantages(batch, objective, cfg.reward)
@@ -303,6 +357,7 @@ class Driver:
             (t.num_prompt_tokens or len(t.prompt_ids)) + t.num_completion_tokens
             for t in batch.trajectories
         )
+        self.faults.before("learner", self.step + 1, self)
         with self.timer.phase("learner"):
             t_learner = time.perf_counter()
             sampled = [t for t in batch.trajectories if not t.is_ground_truth]
@@ -311,29 +366,38 @@ class Driver:
                 rows = self.learners.log_probs(batch.prompts, batch.trajectories)
                 learner_lp = [r["logprobs"] for r in rows]
                 entropy = float(np.concatenate([r["entropy"] for r in rows]).mean())
-            results = self.learners.train_step(
-                batch.prompts, batch.trajectories, objective, dict(cfg.trainer.objective_kwargs)
+            # Dynamic filtering can drop every group (all rewards equal): no update this step.
+            results = (
+                self.learners.train_step(
+                    batch.prompts, batch.trajectories, objective, dict(cfg.trainer.objective_kwargs)
+                )
+                if batch.trajectories
+                else []
             )
             learner_s = time.perf_counter() - t_learner
         flops = learner_flops(self.num_params, seq_tokens, seq_tokens if learner_lp else 0)
         self.step += 1
-        evaluating = self.step % cfg.eval.every_steps == 0 or self.step == cfg.trainer.steps
+        self.faults.before("sync", self.step, self)
+        final = final or self.step == cfg.trainer.steps
+        evaluating = self.step % cfg.eval.every_steps == 0 or final
         # Supervised steps sample nothing: the engines only need the weights to evaluate.
         if objective != "sft" or evaluating:
             with self.timer.phase("sync"):
                 self._sync_weights(version=self.step)
         record: dict[str, Any] = {"step": self.step, "objective": objective}
+        record["sample_ids"] = [p.sample_id for p in prompts]  # what this step trained on
         record.update(batch_metrics(batch, learner_lp))
         record.update(filtering)
         record["loss"] = float(sum(r.loss for r in results))
-        record["grad_norm"] = results[0].grad_norm
-        record["skipped_update"] = any(r.skipped for r in results)
+        record["grad_norm"] = results[0].grad_norm if results else 0.0
+        record["skipped_update"] = not results or any(r.skipped for r in results)
         record["tokens_trained"] = float(sum(r.num_tokens for r in results))
         record["lr"] = self._lr()
         record["entropy"] = entropy
         record["learner_flops"] = flops
         record["learner_mfu"] = mfu(flops, learner_s, self.peak_flops, cfg.learner.num_ranks)
         record["samples_seen"] = self.step * cfg.trainer.prompts_per_step
+        record["load_avg_1m"] = os.getloadavg()[0]  # how busy the machine was (timings' context)
         record["weights_version"] = self.step
         if self.last_sync_checksum:
             record["sync_checksum"] = self.last_sync_checksum
@@ -343,11 +407,13 @@ class Driver:
             if cfg.checkpoint.keep_best and self._is_best(record["val"]):
                 with self.timer.phase("checkpoint"):
                     record["best_model"] = str(self.save_best_model(record["val"]))
-        if self.step % cfg.checkpoint.every_steps == 0 or self.step == cfg.trainer.steps:
+        if self.step % cfg.checkpoint.every_steps == 0 or final:
             with self.timer.phase("checkpoint"):
                 record["checkpoint"] = str(self.save_checkpoint())
         record["time"] = self.timer.reset()
         record["time"]["step"] = time.perf_counter() - t0
+        self.train_seconds += training_seconds(record)
+        record["train_seconds"] = self.train_seconds
         self.ledger.log(record)
         return record
 
@@ -403,25 +469,38 @@ class Driver:
 
     # ------------------------------------------------------------------ loop
     def run(self) -> dict[str, Any]:
-        """Train until `trainer.steps`; return a summary (also written to summary.json)."""
+        """Train until `trainer.steps`; return a summary (also written to summary.json). A dead
+        or stuck learner rank is recovered from in process (`recover`)."""
+        from trainer.learner_group import LearnerError
+
         cfg = self.config
         bar = tqdm(
             total=cfg.trainer.steps, initial=self.step, desc=f"train {cfg.trainer.objective}"
         )
         last: dict[str, Any] = {}
-        started = time.perf_counter()
+        budget = cfg.trainer.budget_s
         while self.step < cfg.trainer.steps:
-            if cfg.trainer.budget_s and time.perf_counter() - started >= cfg.trainer.budget_s:
-                print(f"[train] wall-clock budget of {cfg.trainer.budget_s:.0f} s reached")
-                if "val" not in last:
-                    last["val"] = self.evaluate().metrics
+            # The budget counts training time (evaluation and checkpoints excluded) across
+            # resumes; the step expected to cross it is the last one and is evaluated.
+            expected = self.train_seconds + (training_seconds(last) if last else 0.0)
+            final = bool(budget) and expected >= budget
+            if budget and self.train_seconds >= budget:
                 break
-            last = self.train_step()
+            try:
+                last = self.train_step(final=final)
+            except LearnerError as exc:
+                self.recover(exc)  # rewinds self.step to the last checkpoint
+                bar.reset(total=cfg.trainer.steps)
+                bar.update(self.step)
+                continue
             bar.update(1)
             postfix = {"loss": f"{last['loss']:.3f}", "iou": f"{last['iou_mean']:.2f}"}
             if "val" in last:
                 postfix["val_mIoU"] = f"{last['val'].get('mIoU', float('nan')):.1f}"
             bar.set_postfix(postfix)
+            if final:
+                print(f"[train] wall-clock budget of {budget:.0f} s of training reached")
+                break
         bar.close()
         summary = {"steps": self.step, "last": last, "out_dir": str(self.out)}
         tmp = self.out / "summary.json.tmp"
@@ -429,12 +508,76 @@ class Driver:
         os.replace(tmp, self.out / "summary.json")
         return summary
 
+    def recover(self, error: Exception) -> None:
+        """Recover from a dead or stuck learner rank: a DeepSpeed process group cannot lose a
+        member, so the whole learner group is replaced by fresh ranks, which load the last
+        checkpoint (or start from the initial weights); the step, sampler, RNG, ledger and the
+        rollout engines' weights are rewound with it, as `vopd train --resume` would. At most
+        `trainer.max_recoveries` times per run; then a RuntimeError names the last failure."""
+        from trainer.learner_group import LearnerError
+
+        limit = self.config.trainer.max_recoveries
+        failed_step = self.step + 1
+        while True:
+            self.recoveries += 1
+            if self.recoveries > limit:
+                raise RuntimeError(
+                    f"learner failure at step {self.step + 1} and trainer.max_recoveries={limit} "
+                    f"recoveries already spent: {error}"
+                ) from error
+            print(f"[recover] {error}; restarting the learner group ({self.recoveries}/{limit})")
+            self.learners.shutdown()
+            self.timer.reset()
+            try:
+                self.learners = self._start_learners()
+                self._seed(self.config.trainer.seed)  # as a fresh process resuming would
+                if latest_checkpoint(self.out) is not None:
+                    self._resume()
+                else:  # nothing saved yet: back to step 0
+                    self.sampler.load_state_dict(self._start_state[0])
+                    random.setstate(self._start_state[1])
+                    self.step, self.train_seconds = 0, 0.0
+                    self._sync_weights(version=0)
+                    self.ledger.truncate_after(0)
+            except LearnerError as exc:
+                error = exc
+                continue
+            self.faults.log_event(
+                {
+                    "event": "recovery",
+                    "failed_step": failed_step,
+                    "resumed_after": self.step,
+                    "error": str(error),
+                }
+            )
+            return
+
     def shutdown(self) -> None:
         """Stop every actor group."""
         self.ledger.close()
-        for group in (self.rollout, self.teacher, self.learners):
+        for group in (self.rollout, self.teacher, self.reference, self.learners):
             if group is not None:
                 group.shutdown()
+
+
+def model_dtype(config: RunConfig) -> str:
+    """The inference engines' dtype: bfloat16 when the learners train in bf16, else float32."""
+    return "bfloat16" if config.learner.precision == "bf16" else "float32"
+
+
+# Not counted in the training clock (`train_seconds`, the wall-clock budget): evaluation and
+# checkpoints are measurement choices, and the curriculum's scoring passes are offline work in the
+# paper (Video-OPD scores the training set before training); all are still in the ledger's "time".
+NOT_TRAINING_PHASES = ("eval", "checkpoint", "curriculum")
+
+
+def training_seconds(record: dict[str, Any]) -> float:
+    """Wall-clock of a ledger record's step without its evaluation, checkpoint and curriculum
+    phases."""
+    times = record.get("time", {})
+    return float(times.get("step", 0.0)) - sum(
+        float(times.get(name, 0.0)) for name in NOT_TRAINING_PHASES
+    )
 
 
 def curriculum_engines(config: RunConfig) -> dict[str, Any]:
@@ -450,6 +593,7 @@ def curriculum_engines(config: RunConfig) -> dict[str, Any]:
             engine=config.rollout.engine,
             seed=config.trainer.seed,
             max_model_len=config.rollout.max_model_len,
+            dtype=model_dtype(config),
         )
 
     return {

@@ -166,6 +166,10 @@ def batch_metrics(
         gaps = np.concatenate([t.logprobs - t.teacher_logprobs for t in scored])
         out["teacher_rkl_sampled"] = float(gaps.mean()) if gaps.size else float("nan")
         out["tokens_teacher_scored"] = float(sum(t.num_completion_tokens for t in scored))
+    referenced = [t for t in sampled if t.ref_logprobs is not None]
+    if referenced:
+        gaps = np.concatenate([t.logprobs - t.ref_logprobs for t in referenced])
+        out["ref_kl_sampled"] = float(gaps.mean()) if gaps.size else float("nan")
     if learner_logprobs is not None:
         diffs = [
             np.abs(lp - t.logprobs)

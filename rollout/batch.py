@@ -84,6 +84,8 @@ class Trajectory:
     weights_version: version of the weights that sampled it (bumped by every weight sync).
     is_ground_truth: True for an injected ground-truth completion (TempSamp-R1), not sampled.
     teacher_logprobs / teacher_topk_ids / teacher_topk_logprobs: filled by the teacher pool.
+    ref_logprobs: the frozen reference's log-probs of the sampled tokens (GRPO / TempSamp-R1's KL
+        term), filled by a reference pool when the objective's kl_coef > 0.
     rewards: filled by the driver (e.g. {"iou": 0.4, "format": 1.0, "total": 1.4}).
     error: why the trajectory failed when finish_reason == "error".
     """
@@ -103,6 +105,7 @@ class Trajectory:
     teacher_logprobs: np.ndarray | None = None
     teacher_topk_ids: np.ndarray | None = None
     teacher_topk_logprobs: np.ndarray | None = None
+    ref_logprobs: np.ndarray | None = None
     rewards: dict[str, float] = field(default_factory=dict)
     error: str | None = None
 

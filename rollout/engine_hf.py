@@ -215,15 +215,15 @@ class HFEngine(TrackedWeights):
             ):
                 topk_ids = topk_lp = None
                 if sampling.logprobs_topk > 0:
-                    topk_ids = score["topk_ids"].numpy().astype(np.int32)
-                    topk_lp = score["topk_logprobs"].float().numpy()
+                    topk_ids = score["topk_ids"].cpu().numpy().astype(np.int32)
+                    topk_lp = score["topk_logprobs"].float().cpu().numpy()
                 trajectories.append(
                     Trajectory(
                         prompt_index=item.index,
                         sample_index=sample_index,
                         prompt_ids=np.asarray(item.prompt_ids, dtype=np.int32),
                         completion_ids=np.asarray(tokens, dtype=np.int32),
-                        logprobs=score["logprobs"].float().numpy(),
+                        logprobs=score["logprobs"].float().cpu().numpy(),
                         finish_reason=reason,
                         text=self.tokenizer.decode(tokens, skip_special_tokens=True),
                         num_prompt_tokens=length,

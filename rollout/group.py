@@ -211,7 +211,8 @@ class RolloutGroup:
             ref = ready[0]
             task = tasks.pop(ref)
             try:
-                part: RolloutBatch = ray.get(ref)
+                # ready: at most a transfer from another node
+                part: RolloutBatch = ray.get(ref, timeout=self.config.control_timeout_s)
             except Exception as exc:
                 self._retry(task, f"{type(exc).__name__}: {exc}", tasks, prompts, n, sampling)
                 continue
@@ -257,8 +258,8 @@ class RolloutGroup:
         """Restart a failed worker and resend its shard, or raise after max_restarts."""
         if task.attempts >= self.config.max_restarts:
             raise RolloutError(
-                f"rollout worker {task.worker} failed {task.attempts + 1} times on a shard of "
-                f"{len(task.indices)} prompts; last error: {reason}"
+                f"rollout worker {task.worker} failed {task.attempts + 1} times on sample() of a "
+                f"shard of {len(task.indices)} prompts; last error: {reason}"
             )
         self.restart_worker(task.worker, reason)
         ref = self._submit(task.worker, task.indices, prompts, n, sampling)
@@ -287,22 +288,35 @@ class RolloutGroup:
         for w, result in enumerate(results):
             if not isinstance(result, WeightUpdateResult):
                 self.restart_worker(w, f"weight update failed: {result!r}")
-                result = ray.get(
-                    self.workers[w].checksum.remote(), timeout=self.config.control_timeout_s
-                )
-                result = WeightUpdateResult(version, result, 0.0, 0, 0)
+                (checksum,) = self._get_each("checksum", [w])
+                result = WeightUpdateResult(version, checksum, 0.0, 0, 0)
             out.append(result)
         return out
 
     def checksums(self) -> list[str]:
         """Each worker's weights checksum."""
-        refs = [w.checksum.remote() for w in self.workers]
-        return ray.get(refs, timeout=self.config.control_timeout_s)
+        return self._get_each("checksum", range(len(self.workers)))
 
     def versions(self) -> list[int]:
         """Each worker's weights version."""
-        refs = [w.weights_version.remote() for w in self.workers]
-        return ray.get(refs, timeout=self.config.control_timeout_s)
+        return self._get_each("weights_version", range(len(self.workers)))
+
+    def _get_each(self, call: str, indices: Sequence[int]) -> list[Any]:
+        """Call a small method on the given workers; a worker that does not answer within
+        `control_timeout_s`, or fails, is a `RolloutError` naming it and the call."""
+        indices = list(indices)
+        refs = [getattr(self.workers[i], call).remote() for i in indices]
+        deadline = time.monotonic() + self.config.control_timeout_s
+        out = []
+        for i, ref in zip(indices, refs, strict=True):
+            try:
+                out.append(ray.get(ref, timeout=max(0.0, deadline - time.monotonic())))
+            except Exception as exc:
+                raise RolloutError(
+                    f"rollout worker {i}: {call}() failed or did not answer within "
+                    f"{self.config.control_timeout_s:.0f} s: {type(exc).__name__}: {exc}"
+                ) from exc
+        return out
 
     def shutdown(self) -> None:
         """Kill every worker actor."""

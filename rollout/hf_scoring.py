@@ -98,6 +98,19 @@ def masked_log_softmax(
     return torch.log_softmax(scaled, dim=-1)
 
 
+def model_device(model: Any) -> torch.device | None:
+    """Where a model (a transformers model or a DeepSpeed engine) keeps its weights."""
+    device = getattr(model, "device", None)
+    if isinstance(device, torch.device):
+        return device
+    if isinstance(device, str):
+        return torch.device(device)
+    try:
+        return next(model.parameters()).device
+    except (AttributeError, StopIteration, TypeError):
+        return None
+
+
 def completion_log_probs(
     model: Any,
     processor: Any,
@@ -109,11 +122,17 @@ def completion_log_probs(
     """Per completion token: log-prob of the sampled token (and the top-k) under `model`.
 
     Returns one dict per item: "logprobs" (T,), "entropy" (T,), with top_k > 0 "topk_ids" (T, k) and
-    "topk_logprobs" (T, k), and with return_rows the full log-prob rows "rows" (T, V).
+    "topk_logprobs" (T, k), and with return_rows the full log-prob rows "rows" (T, V); tensors
+    are on the model's device, in float32 (log-softmax is computed in float32 under bf16).
     Gradients flow when called outside `torch.no_grad()` (the learner).
     """
     batch = build_hf_batch(processor, items)
     banned = vision_placeholder_ids(processor.tokenizer)
+    device = model_device(model)
+    if device is not None and device.type != "cpu":  # GPU learner / reference: inputs follow
+        batch.inputs = {
+            k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.inputs.items()
+        }
     logits = model(**batch.inputs).logits
     results: list[dict[str, torch.Tensor]] = []
     for i, (p_len, c_len) in enumerate(

@@ -53,9 +53,9 @@ class HFScorer(LocalScorer):
                 k = self.config.top_k
                 results.append(
                     TokenScores(
-                        logprobs=out["logprobs"].float().numpy(),
-                        topk_ids=out["topk_ids"].numpy() if k else torch.zeros(n, 0).numpy(),
-                        topk_logprobs=out["topk_logprobs"].float().numpy()
+                        logprobs=out["logprobs"].float().cpu().numpy(),
+                        topk_ids=out["topk_ids"].cpu().numpy() if k else torch.zeros(n, 0).numpy(),
+                        topk_logprobs=out["topk_logprobs"].float().cpu().numpy()
                         if k
                         else torch.zeros(n, 0).numpy(),
                         num_prompt_tokens=item.num_prompt_tokens,

@@ -121,11 +121,23 @@ class VLLMScorer(LocalScorer):
         params = SamplingParams(
             max_tokens=1, prompt_logprobs=self.config.top_k, detokenize=False, temperature=1.0
         )
+        try:  # vLLM's "the request's fault" errors (4xx in its own server)
+            from vllm.exceptions import VLLMClientError as refused
+        except ImportError:  # older vLLM: validation failures are ValueErrors
+            refused = ValueError
         results: list[TokenScores] = []
         for start in range(0, len(items), self.config.batch_size):
             chunk = items[start : start + self.config.batch_size]
             prompts = [self._prompt(item) for item in chunk]
-            outputs = self.llm.generate(prompts, params, use_tqdm=False)
+            try:
+                outputs = self.llm.generate(prompts, params, use_tqdm=False)
+            except refused as exc:
+                # e.g. text + video tokens past max_model_len: only the engine counts the video
+                # tokens. vLLM aborts the requests it had added, so the engine stays usable.
+                ids = [item.prompt.sample_id for item in chunk]
+                raise TeacherInputError(
+                    f"samples {ids}: the teacher engine refused them: {exc}"
+                ) from exc
             for item, out in zip(chunk, outputs, strict=True):
                 results.append(self._parse(item, out))
         return results

@@ -26,7 +26,8 @@ class TeacherConfig:
     num_workers: T, teacher actors in the pool.
     num_cpus: CPUs each actor reserves; resources: extra Ray resources each actor reserves
         (e.g. {"teacher": 1} to keep teachers on their own nodes, or {"GPU": 1}).
-    timeout_s: pool-level limit for one `score` call (None = no limit).
+    timeout_s: pool-level limit for one `score` call and for start-up / status calls (None = no
+        limit: a stuck worker then blocks the caller; not recommended).
     max_restarts: how many times a dead worker is restarted within one call before failing.
     torch_threads: torch intra-op threads inside each actor.
     seed: engine seed.
@@ -44,8 +45,9 @@ class TeacherConfig:
     request_timeout_s: float = 600.0
     num_workers: int = 1
     num_cpus: float = 1.0
+    num_gpus: float = 0.0
     resources: dict[str, float] = field(default_factory=dict)
-    timeout_s: float | None = None
+    timeout_s: float | None = 600.0
     max_restarts: int = 2
     torch_threads: int = 1
     seed: int = 0

@@ -6,9 +6,13 @@ scoring settings, limits), POST /score (see `teacher_server.wire`). Standard lib
 
 Safety: binds 127.0.0.1 by default and refuses any other address without a bearer token; the
 token is compared with `hmac.compare_digest`; bodies above `max_body_bytes` get 413 before they
-are read; at most `max_concurrency` requests are admitted at once (429 beyond); one request scores
-at a time on the engine; malformed requests get a 4xx with the reason as {"error": ...}; never
-pickle. Sockets time out after `socket_timeout_s` so a stalled client cannot hold a thread.
+are read; at most `max_concurrency` authorised /score requests are admitted at once, counted from
+before their body is read (429 beyond), so at most that many bodies are held in memory; one
+request scores at a time on the engine; malformed requests get a 4xx with the reason as
+{"error": ...}, including the protocol errors `http.server` itself detects (unknown method,
+unsupported HTTP version: 405 / 400 instead of its 501 / 505); JSON requests that would make the
+server decode more than `MAX_DECODE_PIXELS` pixels are refused; never pickle. Sockets time out
+after `socket_timeout_s` so a stalled client cannot hold a thread.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import logging
 import os
 import threading
 import time
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -28,10 +33,15 @@ from teacher_server.items import TeacherInputError
 from teacher_server.scorer import Scorer
 from teacher_server.wire import API_VERSION, JSON_TYPE, BadRequest, encode_response, parse_request
 from tvg.video_errors import VideoError
+from tvg.video_settings import VideoSettings
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY = 256 * 1024 * 1024
+# JSON requests name a video that the server decodes itself: their settings may not ask for more
+# than this many pixels over all frames (max_frames x per-frame budget; ~2.4 GB of uint8 RGB).
+# Qwen-VL's own video defaults (768 frames x 768 * 28 * 28 pixels) stay well below it.
+MAX_DECODE_PIXELS = 768 * 1024 * 1024
 
 
 def is_loopback(host: str) -> bool:
@@ -64,7 +74,11 @@ class TeacherService:
         max_concurrency: int = 4,
         video_root: str | None = None,
     ) -> None:
-        """Wrap a scorer with the service's limits."""
+        """Wrap a scorer with the service's limits (both must be >= 1)."""
+        if int(max_concurrency) < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        if int(max_body_bytes) < 1:
+            raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
         self.scorer = scorer
         self.token = token or None
         self.max_body_bytes = int(max_body_bytes)
@@ -83,6 +97,14 @@ class TeacherService:
         if not header or not header.startswith("Bearer "):
             return False
         return hmac.compare_digest(header[len("Bearer ") :].encode(), self.token.encode())
+
+    def try_admit(self) -> bool:
+        """Take one of the `max_concurrency` request slots without waiting; False when full."""
+        return self._slots.acquire(blocking=False)
+
+    def release(self) -> None:
+        """Give back a slot taken by `try_admit`."""
+        self._slots.release()
 
     def info(self) -> dict[str, Any]:
         """The /info payload."""
@@ -108,13 +130,20 @@ class TeacherService:
                     "this server does not read video files (no --video-root): send the frames "
                     "as application/x-safetensors"
                 )
+            pixels = decode_pixel_bound(item.prompt.video_settings)
+            if pixels > MAX_DECODE_PIXELS:
+                raise BadRequest(
+                    f"items[{i}].video_settings ask for up to {pixels} decoded pixels "
+                    f"(max_frames x per-frame budget), above this server's {MAX_DECODE_PIXELS}"
+                )
             path = os.path.realpath(os.path.join(self.video_root, item.prompt.video))
             if os.path.commonpath([path, self.video_root]) != self.video_root:
                 raise BadRequest(f"items[{i}].video is outside the server's video root")
             item.prompt = dataclasses.replace(item.prompt, video=path)
 
     def score(self, body: bytes, content_type: str) -> tuple[int, bytes]:
-        """Handle a /score body: (status, JSON body)."""
+        """Handle a /score body: (status, JSON body). Admission (`try_admit`) is the caller's:
+        the HTTP handler takes a slot before it reads the body."""
         try:
             items, options = parse_request(body, content_type)
             info = self._info
@@ -131,8 +160,6 @@ class TeacherService:
             self._check_videos(items)
         except BadRequest as exc:
             return 400, _error(str(exc))
-        if not self._slots.acquire(blocking=False):
-            return 429, _error(f"busy: {self.max_concurrency} requests already in progress")
         try:
             start = time.perf_counter()
             with self._engine:
@@ -143,8 +170,16 @@ class TeacherService:
             return 200, encode_response(results, seconds)
         except (TeacherInputError, VideoError) as exc:
             return 422, _error(str(exc))
-        finally:
-            self._slots.release()
+
+
+def decode_pixel_bound(settings: VideoSettings) -> int:
+    """An upper bound of the pixels `build_vision_inputs` decodes under `settings` (all frames)."""
+    floor = max(settings.min_pixels, settings.size_factor**2)
+    per_frame = max(settings.max_pixels, floor)
+    total = settings.max_frames * per_frame
+    if settings.max_total_pixels is not None:
+        total = min(total, max(settings.max_total_pixels, settings.max_frames * floor))
+    return total
 
 
 def _error(reason: str) -> bytes:
@@ -162,12 +197,29 @@ def make_handler(service: TeacherService, socket_timeout_s: float = 60.0) -> typ
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("%s - %s", self.address_string(), format % args)
 
+        def send_error(
+            self, code: int, message: str | None = None, explain: str | None = None
+        ) -> None:
+            """Protocol errors found by `http.server` (request line, unknown method, header
+            limits, HTTP version): a 4xx with a JSON reason, never its 501 / 505."""
+            if code == HTTPStatus.NOT_IMPLEMENTED:  # unknown method
+                code = HTTPStatus.METHOD_NOT_ALLOWED
+            elif code >= 500:  # HTTP version not supported: the client's request is at fault
+                code = HTTPStatus.BAD_REQUEST
+            self.close_connection = True
+            # Before the request line is understood the version is the default HTTP/0.9, which
+            # would send the reply without its status line; answer with one.
+            if self.request_version == "HTTP/0.9":
+                self.request_version = "HTTP/1.0"
+            self._send(int(code), _error(message or HTTPStatus(code).phrase))
+
         def _send(self, status: int, body: bytes) -> None:
             self.send_response(status)
             self.send_header("Content-Type", JSON_TYPE)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(body)
 
         def _auth(self) -> bool:
             if service.authorised(self.headers.get("Authorization")):
@@ -196,34 +248,41 @@ def make_handler(service: TeacherService, socket_timeout_s: float = 60.0) -> typ
             length = self.headers.get("Content-Length")
             if self.headers.get("Transfer-Encoding") or length is None:
                 self._send(411, _error("a Content-Length header is required"))
+                self.close_connection = True
                 return
-            try:
-                size = int(length)
-            except ValueError:
-                self._send(400, _error("bad Content-Length"))
+            length = length.strip()
+            if not (length.isascii() and length.isdigit()) or len(length) > 20:
+                self._send(400, _error("bad Content-Length (need a non-negative integer)"))
+                self.close_connection = True
                 return
-            if size < 0:
-                self._send(400, _error("bad Content-Length"))
-                return
+            size = int(length)
             if size > service.max_body_bytes:
                 self._send(413, _error(f"body of {size} bytes exceeds {service.max_body_bytes}"))
                 self.close_connection = True
                 return
-            body = self.rfile.read(size)
-            if len(body) != size:
-                self._send(400, _error("body shorter than Content-Length"))
+            if not service.try_admit():
+                busy = f"busy: {service.max_concurrency} requests already in progress"
+                self._send(429, _error(busy))
+                self.close_connection = True
                 return
             try:
-                status, payload = service.score(body, self.headers.get("Content-Type", ""))
-            except Exception:
-                log.exception("teacher scoring failed")
-                status, payload = 500, _error("internal error while scoring (see server log)")
-            self._send(status, payload)
+                body = self.rfile.read(size)
+                if len(body) != size:
+                    self._send(400, _error("body shorter than Content-Length"))
+                    return
+                try:
+                    status, payload = service.score(body, self.headers.get("Content-Type", ""))
+                except Exception:
+                    log.exception("teacher scoring failed")
+                    status, payload = 500, _error("internal error while scoring (see server log)")
+                self._send(status, payload)
+            finally:
+                service.release()
 
         def _not_allowed(self) -> None:
             self._send(405, _error(f"method {self.command} not allowed"))
 
-        do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
+        do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_TRACE = do_CONNECT = _not_allowed
 
     return Handler
 

@@ -108,8 +108,16 @@ def items_from_batch(batch: RolloutBatch) -> list[ScoreItem]:
     return [item_from_trajectory(t, batch.prompts[t.prompt_index]) for t in batch.trajectories]
 
 
-def fill_batch(batch: RolloutBatch, scores: Sequence[TokenScores]) -> RolloutBatch:
-    """Write teacher scores into the trajectories of `batch` (same order), in place; return it."""
+def fill_batch(
+    batch: RolloutBatch, scores: Sequence[TokenScores], target: str = "teacher"
+) -> RolloutBatch:
+    """Write scores into the trajectories of `batch` (same order), in place; return it.
+
+    target: "teacher" fills teacher_logprobs / teacher_topk_*; "reference" fills ref_logprobs
+    (a frozen reference model's sampled-token log-probs for a KL penalty).
+    """
+    if target not in ("teacher", "reference"):
+        raise ValueError(f"fill_batch target must be 'teacher' or 'reference', not {target!r}")
     if len(scores) != len(batch.trajectories):
         raise ValueError(
             f"{len(scores)} teacher results for {len(batch.trajectories)} trajectories"
@@ -120,6 +128,9 @@ def fill_batch(batch: RolloutBatch, scores: Sequence[TokenScores]) -> RolloutBat
                 f"trajectory {traj.prompt_index}/{traj.sample_index}: teacher returned "
                 f"{score.logprobs.shape[0]} log-probs for {traj.num_completion_tokens} tokens"
             )
+        if target == "reference":
+            traj.ref_logprobs = score.logprobs
+            continue
         traj.teacher_logprobs = score.logprobs
         traj.teacher_topk_ids = score.topk_ids
         traj.teacher_topk_logprobs = score.topk_logprobs

@@ -38,6 +38,9 @@ from teacher_server.items import ScoreItem, TokenScores, fill_batch, items_from_
 from teacher_server.worker import TeacherWorker
 from tvg.video_settings import VideoSettings
 
+# Limit of fetching a result that `ray.wait` reported ready (it may sit on another node).
+FETCH_TIMEOUT_S = 60.0
+
 
 class TeacherTimeoutError(TimeoutError):
     """A pool call ran past `timeout_s`; the message names the workers still running."""
@@ -100,6 +103,7 @@ class TeacherPool:
         """A fresh actor for worker slot `index`."""
         options: dict[str, Any] = {
             "num_cpus": self.config.num_cpus,
+            "num_gpus": self.config.num_gpus,
             "max_concurrency": 2,
             "max_restarts": 0,
         }
@@ -117,16 +121,32 @@ class TeacherPool:
         self.total_restarts += 1
 
     def info(self) -> list[dict[str, Any]]:
-        """Each worker's `info()` (waits until every worker has started)."""
-        import ray
-
-        return ray.get([w.info.remote() for w in self.workers])
+        """Each worker's `info()` (waits until every worker has started, up to `timeout_s`)."""
+        return self._get_each("info", [w.info.remote() for w in self.workers])
 
     def statuses(self) -> list[dict[str, Any]]:
         """Each worker's `status()`: pid, calls in flight, calls done."""
-        import ray
+        return self._get_each("status", [w.status.remote() for w in self.workers])
 
-        return ray.get([w.status.remote() for w in self.workers])
+    def _get_each(self, call: str, refs: list[Any]) -> list[Any]:
+        """One small call's results, worker by worker; past `timeout_s` a `TeacherTimeoutError`
+        names the worker and the call."""
+        import ray
+        from ray.exceptions import GetTimeoutError
+
+        limit = self.config.timeout_s
+        deadline = None if limit is None else time.monotonic() + limit
+        out = []
+        for index, ref in enumerate(refs):
+            wait_s = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                out.append(ray.get(ref, timeout=wait_s))
+            except GetTimeoutError as exc:
+                raise TeacherTimeoutError(
+                    f"teacher worker {index} (actor {self.workers[index]._actor_id.hex()}): "
+                    f"{call}() did not answer within timeout_s={limit}"
+                ) from exc
+        return out
 
     def check_student(
         self,
@@ -203,7 +223,9 @@ class TeacherPool:
             ref = ready[0]
             w = pending.pop(ref)
             try:
-                shard_results, worker_stats = ray.get(ref)
+                # ready: at most a transfer from another node
+                fetch_s = None if wait_s is None else max(wait_s, FETCH_TIMEOUT_S)
+                shard_results, worker_stats = ray.get(ref, timeout=fetch_s)
             except (RayActorError, ActorDiedError, ActorUnavailableError) as exc:
                 restarts[w] += 1
                 if restarts[w] > self.config.max_restarts:
@@ -253,11 +275,12 @@ class TeacherPool:
             names
         )
 
-    def score_batch(self, batch: RolloutBatch) -> RolloutBatch:
-        """Fill every trajectory's teacher fields (in place) and add the "teacher" timing."""
+    def score_batch(self, batch: RolloutBatch, target: str = "teacher") -> RolloutBatch:
+        """Fill every trajectory's teacher fields (target="teacher") or its reference log-probs
+        (target="reference"), in place, and add the call's timing under that name."""
         scores = self.score(items_from_batch(batch))
-        fill_batch(batch, scores)
-        batch.timings["teacher"] = batch.timings.get("teacher", 0.0) + self.last_call.wall_s
+        fill_batch(batch, scores, target)
+        batch.timings[target] = batch.timings.get(target, 0.0) + self.last_call.wall_s
         return batch
 
     @property

@@ -37,6 +37,26 @@ SAFETENSORS_TYPE = "application/x-safetensors"
 MAX_ITEMS = 4096
 MAX_TEXT = 20_000
 MAX_IDS = 1_000_000
+MAX_INT_DIGITS = 19  # JSON integers beyond int64 are refused before they become Python ints
+
+
+def _parse_int(text: str) -> int:
+    """`json.loads` hook for integer literals: refuse absurd ones with a reason (Python's own
+    digit limit raises a bare ValueError, and huge ints overflow float conversions later)."""
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise BadRequest(f"integer literal with {len(text.lstrip('-'))} digits is out of range")
+    return int(text)
+
+
+def _loads(text: bytes | str, what: str) -> Any:
+    """Parse JSON from a client; every failure is a `BadRequest` naming `what`."""
+    try:
+        return json.loads(text, parse_int=_parse_int)
+    except BadRequest as exc:
+        raise BadRequest(f"{what}: {exc}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError included
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise BadRequest(f"{what} is not valid JSON: {reason}") from None
 
 
 class BadRequest(ValueError):
@@ -144,6 +164,8 @@ def _item(raw: Any, index: int, frames: dict[str, np.ndarray] | None) -> ScoreIt
         raise BadRequest(f"{where}: prompt_style, sample_id and video must be strings")
     if not query or max(len(query), len(style), len(sample_id), len(video)) > MAX_TEXT:
         raise BadRequest(f"{where}: empty query or a text field too long")
+    if "\x00" in video:
+        raise BadRequest(f"{where}.video: a path cannot hold a NUL character")
     from tvg.prompts import get_prompt_style
 
     try:
@@ -185,10 +207,7 @@ def parse_request(body: bytes, content_type: str) -> tuple[list[ScoreItem], dict
         text, frames = _read_safetensors(body)
     else:
         raise BadRequest(f"unsupported content type {content_type!r}")
-    try:
-        request = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}") from exc
+    request = _loads(text, "body")
     if not isinstance(request, dict):
         raise BadRequest("request: expected a JSON object")
     version = request.get("version", API_VERSION)
@@ -213,10 +232,7 @@ def _read_safetensors(body: bytes) -> tuple[bytes, dict[str, np.ndarray]]:
     (size,) = struct.unpack("<Q", body[:8])
     if size > len(body) - 8 or size > 64 * 1024 * 1024:
         raise BadRequest("safetensors header size is out of range")
-    try:
-        header = json.loads(body[8 : 8 + size])
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise BadRequest(f"safetensors header is not JSON: {exc}") from exc
+    header = _loads(body[8 : 8 + size], "safetensors header")
     if not isinstance(header, dict):
         raise BadRequest("safetensors header: expected an object")
     meta = header.get("__metadata__")

@@ -28,7 +28,13 @@ from rollout.batch import PromptSpec, Trajectory
 from trainer.step_loss import StepTotals
 
 VISION_PREFIXES: tuple[str, ...] = ("model.visual.", "visual.")
-_SANITIZED_FIELDS = ("logprobs", "teacher_logprobs", "teacher_topk_logprobs", "topk_logprobs")
+_SANITIZED_FIELDS = (
+    "logprobs",
+    "teacher_logprobs",
+    "teacher_topk_logprobs",
+    "topk_logprobs",
+    "ref_logprobs",
+)
 
 
 def sanitize_trajectories(
@@ -225,7 +231,7 @@ class Learner:
                     top_k=top_k,
                 )
                 if weight:
-                    out.extend({k: v.float().numpy() for k, v in s.items()} for s in scores)
+                    out.extend({k: v.float().cpu().numpy() for k, v in s.items()} for s in scores)
         return out
 
     # ------------------------------------------------------------------ training

@@ -1,9 +1,17 @@
-"""L learner ranks as Ray actors forming one DeepSpeed data-parallel group."""
+"""L learner ranks as Ray actors forming one DeepSpeed data-parallel group.
+
+Every call to the ranks waits with `timeout_s`. A rank that dies or does not answer in time is a
+`LearnerError` naming the rank, its actor and the call, raised as soon as it is seen (the other
+ranks may be blocked in a collective with the dead one: a DeepSpeed process group cannot lose a
+member, so the caller shuts the group down and starts a new one; `launch.driver.Driver.recover`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import socket
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +20,14 @@ from trainer.learner import Learner, LearnerSettings, StepResult
 from trainer.step_loss import StepTotals
 
 DEFAULT_TIMEOUT_S = 600.0
+
+
+class LearnerError(RuntimeError):
+    """A learner rank died or failed during a call; the message names the rank and the call."""
+
+
+class LearnerTimeoutError(LearnerError, TimeoutError):
+    """A call to the learner ranks did not finish within `timeout_s`."""
 
 
 def free_port() -> int:
@@ -40,13 +56,16 @@ class LearnerGroup:
         settings: LearnerSettings,
         world_size: int = 2,
         num_cpus_per_rank: float = 0,
+        num_gpus_per_rank: float = 0,
         resources: dict[str, float] | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         import ray
 
         self.settings, self.world_size, self.timeout_s = settings, world_size, timeout_s
-        actor_cls = ray.remote(num_cpus=num_cpus_per_rank, resources=resources or {})(Learner)
+        actor_cls = ray.remote(
+            num_cpus=num_cpus_per_rank, num_gpus=num_gpus_per_rank, resources=resources or {}
+        )(Learner)
         port = free_port()
         self.ranks = [
             actor_cls.remote(rank, world_size, "127.0.0.1", port, settings)
@@ -55,14 +74,40 @@ class LearnerGroup:
         self._get([rank.ready.remote() for rank in self.ranks], "start-up")
 
     def _get(self, refs: list[Any], what: str) -> list[Any]:
+        """Each rank's result of one call (refs in rank order); the first failure or the
+        timeout raises at once (`LearnerError` / `LearnerTimeoutError`, naming the rank(s))."""
         import ray
 
+        deadline = time.monotonic() + self.timeout_s
+        rank_of = {ref: rank for rank, ref in enumerate(refs)}
+        results: dict[int, Any] = {}
+        pending = list(refs)
+        while pending:
+            wait_s = max(0.0, deadline - time.monotonic())
+            ready, pending = ray.wait(pending, num_returns=1, timeout=wait_s)
+            if not ready:
+                late = ", ".join(self._name(rank_of[ref]) for ref in pending)
+                raise LearnerTimeoutError(
+                    f"learner group: {what} did not finish within {self.timeout_s:.0f} s "
+                    f"(learner.timeout_s) on {late}"
+                )
+            rank = rank_of[ready[0]]
+            try:
+                results[rank] = ray.get(ready[0], timeout=self.timeout_s)
+            except Exception as exc:
+                raise LearnerError(
+                    f"learner group: {what} failed on {self._name(rank)}: "
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                ) from exc
+        return [results[rank] for rank in range(len(refs))]
+
+    def _name(self, rank: int) -> str:
+        """'rank R (actor <id>)' for error messages."""
         try:
-            return ray.get(refs, timeout=self.timeout_s)
-        except ray.exceptions.GetTimeoutError as exc:
-            raise TimeoutError(
-                f"learner group: {what} did not finish within {self.timeout_s:.0f} s"
-            ) from exc
+            actor = self.ranks[rank]._actor_id.hex()
+        except (AttributeError, IndexError):
+            actor = "?"
+        return f"rank {rank} (actor {actor})"
 
     def train_step(
         self,
@@ -129,5 +174,6 @@ class LearnerGroup:
         import ray
 
         for rank in self.ranks:
-            ray.kill(rank)
+            with contextlib.suppress(Exception):  # already dead
+                ray.kill(rank, no_restart=True)
         self.ranks = []

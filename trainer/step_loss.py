@@ -12,6 +12,7 @@ GRPO and TempSamp-R1 advantages are group statistics: the driver computes them o
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -102,7 +103,7 @@ def objective_inputs(
     rows = None
     if "rows" in scores[0]:
         rows = _stack_padded([s["rows"] for s in scores], width)
-    return ObjectiveInputs(
+    inputs = ObjectiveInputs(
         logprobs=_stack_padded([s["logprobs"] for s in scores], width),
         mask=mask,
         old_logprobs=_pad([torch.as_tensor(t.logprobs) for t in trajectories], width),
@@ -113,7 +114,21 @@ def objective_inputs(
         student_logprob_rows=rows,
         teacher_topk_ids=optional("teacher_topk_ids"),
         teacher_topk_logprobs=optional("teacher_topk_logprobs", fill=float("-inf")),
+        ref_logprobs=optional("ref_logprobs"),
     )
+    return _on_device(inputs, inputs.logprobs.device)
+
+
+def _on_device(inputs: ObjectiveInputs, device: torch.device) -> ObjectiveInputs:
+    """The inputs with every tensor on `device` (the learner's: a GPU when it has one)."""
+    if device.type == "cpu":
+        return inputs
+    moved = {
+        f.name: getattr(inputs, f.name).to(device)
+        for f in dataclasses.fields(inputs)
+        if isinstance(getattr(inputs, f.name), torch.Tensor)
+    }
+    return dataclasses.replace(inputs, **moved)
 
 
 def step_loss(
@@ -133,13 +148,22 @@ def step_loss(
                 f"objective {objective!r}: trajectory {missing[0]} has no 'advantage' reward "
                 "(the driver computes group advantages over the whole step)"
             )
-        advantages = torch.tensor([t.rewards["advantage"] for t in trajectories])
+        advantages = torch.tensor([t.rewards["advantage"] for t in trajectories]).to(
+            inputs.logprobs.device
+        )
         # TempSamp-R1: the injected ground-truth row was not sampled; its ratio is exactly 1.
         old = torch.where(
             inputs.is_ground_truth[:, None], inputs.logprobs.detach(), inputs.old_logprobs
         )
         grpo_options = {k: v for k, v in options.items() if k in _GRPO_OPTIONS}
-        output = grpo_loss(inputs.logprobs, advantages, inputs.mask, old, **grpo_options)
+        output = grpo_loss(
+            inputs.logprobs,
+            advantages,
+            inputs.mask,
+            old,
+            ref_logprobs=inputs.ref_logprobs,
+            **grpo_options,
+        )
     else:
         spec = get_objective_spec(objective)
         output = spec.run(inputs, **options)

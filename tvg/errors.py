@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 
@@ -36,3 +37,16 @@ class DataError(ValueError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{self.location.describe(self.path)}: {detail} [{reason}]")
+
+
+def json_failure(exc: BaseException) -> str:
+    """Why `json.loads` failed, in words: its own message, or what a non-syntax failure means.
+
+    Besides `JSONDecodeError`, `json.loads` raises a plain `ValueError` for an integer literal
+    longer than Python's digit limit and `RecursionError` for absurdly deep nesting.
+    """
+    if isinstance(exc, json.JSONDecodeError):
+        return exc.msg
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc).split(";")[0]

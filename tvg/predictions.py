@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tvg.errors import DataError, Location
+from tvg.errors import DataError, Location, json_failure
 from tvg.parsing import parse_span
 from tvg.sample import Sample, normalize_query, video_id_from_path
 
@@ -129,9 +129,12 @@ def _read_json_records(path: Path, text: str) -> Iterator[tuple[str, Any]]:
     if text.lstrip().startswith("["):
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
             raise DataError(
-                str(path), Location(line=exc.lineno), "malformed_json", exc.msg
+                str(path),
+                Location(line=getattr(exc, "lineno", None)),
+                "malformed_json",
+                json_failure(exc),
             ) from None
         for i, record in enumerate(data):
             yield f"{path}: key [{i}]", record
@@ -141,9 +144,12 @@ def _read_json_records(path: Path, text: str) -> Iterator[tuple[str, Any]]:
             continue
         try:
             yield f"{path}:{lineno}", json.loads(line)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:
             raise DataError(
-                str(path), Location(line=lineno), "malformed_json", f"invalid JSON line: {exc.msg}"
+                str(path),
+                Location(line=lineno),
+                "malformed_json",
+                f"invalid JSON line: {json_failure(exc)}",
             ) from None
 
 
@@ -155,7 +161,7 @@ def detect_prediction_format(path: str | Path, text: str | None = None) -> str:
     if stripped.startswith("{"):
         try:
             document = json.loads(text)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             document = None
         if isinstance(document, dict) and any(TIMELENS_KEY_SEPARATOR in k for k in document):
             return "timelens"
@@ -176,8 +182,13 @@ def _timelens_entries(path: Path, text: str) -> Iterator[tuple[PredictionKey, Pr
     """Yield entries of a TimeLens result file."""
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(str(path), Location(line=exc.lineno), "malformed_json", exc.msg) from None
+    except (ValueError, RecursionError) as exc:
+        raise DataError(
+            str(path),
+            Location(line=getattr(exc, "lineno", None)),
+            "malformed_json",
+            json_failure(exc),
+        ) from None
     if not isinstance(data, dict):
         raise DataError(str(path), Location(line=1), "bad_type", "expected a JSON object")
     for key, value in data.items():

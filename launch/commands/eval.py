@@ -121,6 +121,9 @@ def run_eval(args: argparse.Namespace) -> int:
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    if not Path(args.model).is_dir():
+        print(f"error: --model {args.model}: no such model directory", file=sys.stderr)
+        return 1
     samples = report.samples
     info = sys.stderr if args.json else sys.stdout
     engine_config = EngineConfig(

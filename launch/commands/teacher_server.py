@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
+from pathlib import Path
 
 EPILOG = """\
 endpoints: GET /health, GET /info (tokenizer hash, vision and scoring settings), POST /score
@@ -64,6 +66,7 @@ def run_teacher_server(args: argparse.Namespace) -> int:
     token = os.environ.get(args.token_env) or None
     try:
         check_bind(args.host, token)
+        _check_arguments(args)
         config = TeacherConfig(
             backend=args.backend,
             model=args.model,
@@ -76,14 +79,23 @@ def run_teacher_server(args: argparse.Namespace) -> int:
     except (PermissionError, ValueError) as exc:
         print(f"vopd teacher-server: {exc}", file=sys.stderr)
         return 1
+    try:
+        scorer = build_scorer(config)
+    except (OSError, ValueError) as exc:
+        print(f"vopd teacher-server: cannot load the teacher {args.model}: {exc}", file=sys.stderr)
+        return 1
     service = TeacherService(
-        build_scorer(config),
+        scorer,
         token=token,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         max_concurrency=args.max_concurrency,
         video_root=args.video_root,
     )
-    server = TeacherHTTPServer(service, args.host, args.port)
+    try:
+        server = TeacherHTTPServer(service, args.host, args.port)
+    except OSError as exc:
+        print(f"vopd teacher-server: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
     auth = "bearer token required" if token else "no auth (loopback only)"
     print(f"teacher server on {server.url} ({args.backend}, {auth})", flush=True)
     try:
@@ -93,3 +105,17 @@ def run_teacher_server(args: argparse.Namespace) -> int:
     finally:
         server.server_close()
     return 0
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Reject arguments that cannot work before the model is loaded (ValueError naming them)."""
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port must be in [0, 65535], got {args.port}")
+    if not (math.isfinite(args.max_body_mb) and args.max_body_mb > 0):
+        raise ValueError(f"--max-body-mb must be > 0, got {args.max_body_mb}")
+    if args.max_concurrency < 1:
+        raise ValueError(f"--max-concurrency must be >= 1, got {args.max_concurrency}")
+    if not Path(args.model).is_dir():
+        raise ValueError(f"--model {args.model}: no such model directory")
+    if args.video_root is not None and not Path(args.video_root).is_dir():
+        raise ValueError(f"--video-root {args.video_root}: no such directory")

@@ -20,6 +20,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("overrides", nargs="*", help="dotted key=value overrides")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     parser.add_argument("--print-config", action="store_true", help="print the config and exit")
+    parser.add_argument(
+        "--inject-fault",
+        metavar="KIND@STEP",
+        help=(
+            "rehearse a failure (same as fault.kill=KIND@STEP; docs/FAULTS.md): KIND is teacher, "
+            "rollout, learner or driver, STEP the 1-based training step; the driver fault exits "
+            "with status 75, then re-run the same command with --resume"
+        ),
+    )
     parser.set_defaults(func=_run)
 
 
@@ -27,7 +36,10 @@ def _run(args: argparse.Namespace) -> int:
     from launch.config import ConfigError, config_to_yaml, load_config
 
     try:
-        config = load_config(args.config, args.overrides)
+        overrides = list(args.overrides)
+        if args.inject_fault:
+            overrides.append(f"fault.kill={args.inject_fault}")
+        config = load_config(args.config, overrides)
     except ConfigError as exc:
         print(f"error: {exc}")
         return 2

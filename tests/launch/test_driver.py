@@ -111,3 +111,22 @@ def test_resume_matches_an_uninterrupted_run(
         assert a["reward_mean"] == pytest.approx(b["reward_mean"], abs=1e-6)
     state = json.loads((cut / "checkpoints" / "step_00000004" / "state.json").read_text())
     assert state["sampler"]["position"] == full[-1]["samples_seen"] % 8
+
+
+def test_grpo_kl_to_reference_scores_against_the_initial_student(
+    tmp_path: Path, loop_data: Path, tiny_models_dir: Path, ray_session
+) -> None:
+    config = _config(
+        "grpo",
+        tmp_path / "grpo_kl",
+        loop_data,
+        tiny_models_dir,
+        steps=2,
+        **{"trainer.objective_kwargs": "{kl_coef: 0.04}", "learner.lr": "1e-2"},
+    )
+    records = _run(config)
+    # Step 1 samples from the initial student, which is the reference: the KL is ~0.
+    assert abs(records[0]["ref_kl_sampled"]) < 1e-3
+    # After one update at a large lr the policy has moved away from the reference.
+    assert abs(records[1]["ref_kl_sampled"]) > 1e-4
+    assert records[1]["time"]["reference"] > 0

@@ -21,6 +21,7 @@ from teacher_server.config import TeacherConfig
 from teacher_server.http_server import TeacherHTTPServer, TeacherService
 from teacher_server.items import TeacherInputError, items_from_batch
 from teacher_server.wire import encode_frames_request, encode_json_request
+from tvg.video_settings import VideoSettings
 
 TOKEN = "test-token-1234"
 TOP_K = 3
@@ -163,6 +164,27 @@ def test_limits_and_reasons(server, student_batch) -> None:
     status, reply = _post(server, encode_json_request(items[:1]), "application/json")
     assert status == 422 and "no.mp4" in reply["error"]
     assert _get(server, "/nope", TOKEN)[0] == 404
+
+
+@pytest.mark.e2e
+def test_video_tokens_past_the_context_get_422(server, student_batch) -> None:
+    """Frames upscaled to 1024 x 1024 expand to ~2,000 video tokens, past the teacher's 1,024:
+    only the engine counts them, and its refusal is the request's fault (422, not 500)."""
+    import dataclasses
+
+    item = items_from_batch(student_batch())[0]
+    big = {**item.prompt.video_settings.to_dict(), "min_pixels": 1024 * 1024}
+    big["max_pixels"] = 1024 * 1024
+    item.prompt = dataclasses.replace(
+        item.prompt, video=Path(item.prompt.video).name, video_settings=VideoSettings(**big)
+    )
+    status, reply = _post(server, encode_json_request([item]), "application/json")
+    assert status == 422, (status, reply)
+    assert "maximum model length" in reply["error"] and item.prompt.sample_id in reply["error"]
+    ok = items_from_batch(student_batch())[0]
+    ok.prompt = dataclasses.replace(ok.prompt, video=Path(ok.prompt.video).name)
+    status, reply = _post(server, encode_json_request([ok]), "application/json")
+    assert status == 200 and len(reply["results"]) == 1  # the engine still scores
 
 
 def _valid_frames_body(student_batch) -> tuple[bytes, dict]:

@@ -111,7 +111,8 @@ def load_samples(
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark (some Windows editors write one) is not content.
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(
             str(path), Location(), "unreadable", f"cannot read the file: {exc}"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tvg.errors import DataError, Location
+from tvg.errors import DataError, Location, json_failure
 from tvg.sample import Sample, normalize_query
 
 DEFAULT_VIDEO_EXTS: tuple[str, ...] = (".mp4", ".mkv", ".webm", ".avi")
@@ -348,6 +348,10 @@ def parse_json_document(path: Path, text: str) -> Any:
         raise DataError(
             str(path), Location(line=exc.lineno), "malformed_json", f"invalid JSON: {exc.msg}"
         ) from None
+    except (ValueError, RecursionError) as exc:  # over-long integer literal, absurd nesting
+        raise DataError(
+            str(path), Location(), "malformed_json", f"invalid JSON: {json_failure(exc)}"
+        ) from None
 
 
 def duplicate_keys(obj: Any) -> list[str]:
@@ -362,13 +366,13 @@ def iter_json_lines(path: Path, text: str) -> Iterator[tuple[int, Any]]:
             continue
         try:
             yield lineno, json.loads(line, object_pairs_hook=_keep_first)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
             yield (
                 lineno,
                 DataError(
                     str(path),
                     Location(line=lineno),
                     "malformed_json",
-                    f"invalid JSON line: {exc.msg}",
+                    f"invalid JSON line: {json_failure(exc)}",
                 ),
             )

@@ -54,7 +54,7 @@ def sniff_format(text: str) -> str | None:
     if stripped[0] in "[{":
         try:
             document = json.loads(text)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON (or absurd JSON)
             document = None
         if isinstance(document, dict):
             return classify_record(document) or classify_video_map(document)
@@ -63,7 +63,7 @@ def sniff_format(text: str) -> str | None:
         for line in [ln for ln in text.splitlines() if ln.strip()][:_SNIFF_LINES]:
             try:
                 found = classify_record(json.loads(line))
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # not JSON (or absurd JSON)
                 continue
             if found:
                 return found

@@ -1,0 +1,334 @@
+"""`vopd compare`: objectives head to head from the same student, data order, seed and hardware.
+
+Each arm (an objective, optionally with the TVDF curriculum: `opd+tvdf`) is a preset-shaped set of
+overrides on one base config. Every arm first gets a short learning-rate sweep (seed 0, a smaller
+budget; the best final validation mIoU wins), then runs once per seed under the same budget —
+wall-clock of training (evaluation excluded) or samples seen. Runs live in `<out>/runs` and
+`<out>/sweep`; a finished run (its summary.json written with the same config) is never rerun, an
+interrupted one resumes from its last checkpoint. The report (launch.compare_report) is rebuilt
+from the ledgers at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_OBJECTIVES = ("opd", "opd_full_rkl", "grpo", "tempsamp", "sft", "opd+tvdf")
+TVDF_SUFFIX = "+tvdf"
+
+
+@dataclass(frozen=True)
+class ArmSpec:
+    """One arm: the overrides that turn the base config into it, its lr sweep, and what it is."""
+
+    name: str
+    overrides: tuple[str, ...]
+    lrs: tuple[float, ...]
+    notes: str
+
+
+# GRPO's remedies (reference METHOD.md §2 and the prototype's notes in SYNTHETIC.md): a format and
+# an end-of-sequence reward next to the IoU, a k3 KL penalty to the initial student (TRL's 0.04),
+# and DAPO's dynamic filtering of zero-variance groups. 2 prompts x 8 samples = 16 completions per
+# step, the OPD arms' 16 prompts x 1.
+_RL_REMEDIES = (
+    "reward.format_weight=0.2",
+    "reward.eos_weight=0.2",
+    "reward.dynamic_filtering=true",
+    "trainer.objective_kwargs={kl_coef: 0.04, kl_estimator: k3}",
+)
+ARMS: dict[str, ArmSpec] = {
+    "opd": ArmSpec(
+        "opd",
+        ("trainer.objective=opd", "trainer.prompts_per_step=16", "rollout.n=1"),
+        (1e-4, 3e-4, 1e-3),
+        "Video-OPD's sampled-token estimator r_t = log pi_T - log pi_S (the paper's form)",
+    ),
+    "opd_full_rkl": ArmSpec(
+        "opd_full_rkl",
+        ("trainer.objective=opd_full_rkl", "trainer.prompts_per_step=16", "rollout.n=1"),
+        (3e-4, 1e-3, 2e-3),
+        "OPD with the exact reverse KL over the vocabulary at every student-visited position",
+    ),
+    "grpo": ArmSpec(
+        "grpo",
+        ("trainer.objective=grpo", "trainer.prompts_per_step=2", "rollout.n=8", *_RL_REMEDIES),
+        (1e-4, 3e-4, 1e-3),
+        "GRPO, G = 8, IoU reward + format 0.2 + end-of-sequence 0.2, PPO clip 0.2, k3 KL 0.04 to "
+        "the initial student, dynamic filtering of zero-variance groups",
+    ),
+    "tempsamp": ArmSpec(
+        "tempsamp",
+        ("trainer.objective=tempsamp", "trainer.prompts_per_step=2", "rollout.n=7", *_RL_REMEDIES),
+        (1e-4, 3e-4, 1e-3),
+        "TempSamp-R1: 7 sampled + 1 ground-truth row per group, soft reward shaping (tau 0.8), "
+        "the same remedies as GRPO",
+    ),
+    "sft": ArmSpec(
+        "sft",
+        ("trainer.objective=sft", "trainer.prompts_per_step=16", "rollout.n=1"),
+        (1e-3, 2e-3),
+        "supervised training on the ground-truth answers (the control arm; needs labels)",
+    ),
+}
+_TVDF_OVERRIDES = (
+    "curriculum.kind=tvdf",
+    "curriculum.teacher_k=1",  # greedy teacher predictions: one offline pass over the train split
+    "curriculum.subset_size=800",
+)
+
+
+def arm_spec(name: str) -> ArmSpec:
+    """The arm called `name`: a key of ARMS, or `<arm>+tvdf` (the arm on the TVDF subset)."""
+    base_name = name.removesuffix(TVDF_SUFFIX)
+    if base_name not in ARMS:
+        known = [*ARMS, *(f"{a}{TVDF_SUFFIX}" for a in ARMS)]
+        raise ValueError(f"unknown arm {name!r}; known: {', '.join(known)}")
+    base = ARMS[base_name]
+    if name == base_name:
+        return base
+    return ArmSpec(
+        name,
+        (*base.overrides, *_TVDF_OVERRIDES),
+        base.lrs,
+        base.notes + "; TVDF curriculum (teacher-reliable, student-disagreeing samples, top 800)",
+    )
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long each run lasts: `wallclock` seconds of training, or `samples` prompts seen."""
+
+    kind: str
+    value: float
+
+    def overrides(self, prompts_per_step: int) -> list[str]:
+        """Config overrides that apply the budget to an arm with this batch size."""
+        if self.kind == "samples":
+            steps = max(1, math.ceil(self.value / prompts_per_step))
+            return [f"trainer.steps={steps}", "trainer.budget_s=null"]
+        return ["trainer.steps=1000000", f"trainer.budget_s={self.value}"]
+
+    def __str__(self) -> str:
+        if self.kind == "samples":
+            return f"samples={int(self.value)}"
+        return f"wallclock={self.value:g}s"
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_budget(text: str) -> Budget:
+    """`wallclock=300` (seconds; `5m`, `1h` also work) or `samples=4000`."""
+    kind, sep, value = text.partition("=")
+    kind = kind.strip()
+    if not sep or kind not in ("wallclock", "samples"):
+        raise ValueError(f"budget {text!r} must be wallclock=SECONDS or samples=N")
+    value = value.strip().lower()
+    scale = 1.0
+    if kind == "wallclock" and value and value[-1] in _UNITS:
+        scale, value = _UNITS[value[-1]], value[:-1]
+    try:
+        number = float(value) * scale
+    except ValueError:
+        raise ValueError(f"budget {text!r}: {value!r} is not a number") from None
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"budget {text!r} must be positive")
+    return Budget(kind, number)
+
+
+@dataclass
+class CompareSettings:
+    """Everything `vopd compare` needs."""
+
+    config: str = "demo_opd"
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
+    budget: Budget = field(default_factory=lambda: Budget("wallclock", 300.0))
+    seeds: tuple[int, ...] = (0, 1, 2)
+    out_dir: str = "runs/compare"
+    sweep_budget: Budget | None = field(default_factory=lambda: Budget("wallclock", 90.0))
+    lrs: dict[str, tuple[float, ...]] = field(default_factory=dict)  # per-arm sweep override
+    assets_dir: str | None = "artifacts/demo"  # fills model/data paths and references
+    overrides: tuple[str, ...] = ()  # applied to every arm
+    arm_overrides: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    references: dict[str, float] | None = None  # {"floor": .., "teacher": ..} if no assets
+
+
+def _lr_tag(lr: float) -> str:
+    return f"lr{lr:.0e}".replace("+", "")
+
+
+def arm_config(settings: CompareSettings, arm: ArmSpec, lr: float, seed: int, budget: Budget, out):
+    """The RunConfig of one run of `arm`."""
+    from launch.config import load_config
+
+    base = [*asset_overrides(settings.assets_dir), *arm.overrides]
+    base += [*settings.overrides, *settings.arm_overrides.get(arm.name, ())]
+    probe = load_config(settings.config, base)
+    return load_config(
+        settings.config,
+        [
+            *base,
+            *budget.overrides(probe.trainer.prompts_per_step),
+            f"learner.lr={lr}",
+            f"trainer.seed={seed}",
+            f"out_dir={out}",
+            "checkpoint.keep_best=false",
+        ],
+    )
+
+
+def asset_overrides(assets_dir: str | None) -> list[str]:
+    """Model and data paths from prepared demo assets (none when there are none)."""
+    from launch.demo_assets import load_assets
+
+    assets = load_assets(assets_dir) if assets_dir else None
+    if assets is None:
+        return []
+    data = Path(assets["data"])
+    return [
+        f"model.student={assets['student']}",
+        f"model.teacher={assets['teacher']}",
+        f"data.train={data / 'train.json'}",
+        f"data.val={data / 'val.json'}",
+        f"data.test={data / 'test.json'}",
+        f"data.video_root={data / 'videos'}",
+    ]
+
+
+def reference_points(settings: CompareSettings) -> dict[str, float]:
+    """The blind floor and the teacher's validation mIoU the targets are defined from."""
+    from launch.demo_assets import load_assets
+
+    if settings.references is not None:
+        return dict(settings.references)
+    assets = load_assets(settings.assets_dir) if settings.assets_dir else None
+    if assets is not None:
+        return {
+            "floor": float(assets["blind_floor"]["val"]),
+            "teacher": float(assets["metrics"]["teacher"]["val"]["mIoU"]),
+        }
+    return measure_references(settings)
+
+
+def measure_references(settings: CompareSettings) -> dict[str, float]:
+    """Teacher val mIoU (greedy, vLLM) and the blind floor fitted on the val split itself."""
+    from launch.config import load_config
+    from launch.demo_assets import evaluate_model
+    from tvg.blind_floor import fit_blind_answer
+    from tvg.formats import read_samples
+
+    config = load_config(settings.config, list(settings.overrides))
+    root = Path(config.data.video_root) if config.data.video_root else Path(config.data.val).parent
+    teacher = evaluate_model(config.model.teacher, {"val": Path(config.data.val)}, root)["val"]
+    samples = read_samples(config.data.val, video_root=config.data.video_root)
+    floor = fit_blind_answer(
+        [s.duration for s in samples], [list(s.spans[0]) for s in samples]
+    ).miou
+    return {"floor": float(floor), "teacher": float(teacher["mIoU"])}
+
+
+def run_one(config: Any) -> dict[str, Any]:
+    """Run (or resume, or reuse) one training run; return its summary."""
+    from launch.config import config_to_yaml
+    from launch.driver import Driver
+
+    out = Path(config.out_dir)
+    saved = out / "config.yaml"
+    wanted = config_to_yaml(config)
+    if (out / "summary.json").is_file() and saved.is_file():
+        if saved.read_text() == wanted:
+            print(f"[compare] {out}: finished earlier, reusing")
+            return json.loads((out / "summary.json").read_text())
+        raise RuntimeError(
+            f"{out} holds a finished run with another config; use another --out or --force"
+        )
+    resume = saved.is_file() and saved.read_text() == wanted and any(out.glob("checkpoints/step_*"))
+    if not resume and out.exists():
+        shutil.rmtree(out)
+    print(f"[compare] {'resuming' if resume else 'starting'} {out}")
+    driver = Driver(config, resume=resume)
+    try:
+        return driver.run()
+    finally:
+        driver.shutdown()
+
+
+def final_val_miou(run_dir: Path) -> float:
+    """The last validation mIoU in a run's ledger (NaN when it never evaluated)."""
+    from launch.ledger import read_ledger
+
+    values = [r["val"]["mIoU"] for r in read_ledger(run_dir / "metrics.jsonl") if "val" in r]
+    return float(values[-1]) if values else float("nan")
+
+
+def run_compare(settings: CompareSettings, force: bool = False) -> dict[str, Any]:
+    """Sweep, run every arm over every seed, then write the report; returns the report data."""
+    from launch.compare_report import write_report
+
+    out = Path(settings.out_dir)
+    if force and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    arms = [arm_spec(name) for name in settings.objectives]
+    references = reference_points(settings)
+    state: dict[str, Any] = {
+        "settings": _settings_dict(settings),
+        "references": references,
+        "arms": {},
+    }
+    # Every arm's lr sweep first, then the runs seed by seed (all arms of seed 0, then seed 1,
+    # ...), so that a partial comparison is complete per seed and slow drifts of the machine's
+    # speed spread over the arms instead of landing on one.
+    for arm in arms:
+        lrs = settings.lrs.get(arm.name, arm.lrs)
+        sweep: dict[str, float] = {}
+        if settings.sweep_budget is not None and len(lrs) > 1:
+            for lr in lrs:
+                run_dir = out / "sweep" / arm.name / _lr_tag(lr)
+                seed = settings.seeds[0]
+                run_one(arm_config(settings, arm, lr, seed, settings.sweep_budget, run_dir))
+                sweep[repr(lr)] = final_val_miou(run_dir)
+            chosen = max(lrs, key=lambda lr: (_finite(sweep[repr(lr)]), -lr))
+        else:
+            chosen = lrs[len(lrs) // 2] if len(lrs) > 1 else lrs[0]
+        state["arms"][arm.name] = {
+            "overrides": list(arm.overrides),
+            "extra_overrides": list(settings.arm_overrides.get(arm.name, ())),
+            "notes": arm.notes,
+            "lr_sweep": sweep,
+            "lr": chosen,
+            "runs": {},
+        }
+        _write_json(out / "compare.json", state)
+    for seed in settings.seeds:
+        for arm in arms:
+            entry = state["arms"][arm.name]
+            run_dir = out / "runs" / arm.name / f"seed{seed}"
+            run_one(arm_config(settings, arm, entry["lr"], seed, settings.budget, run_dir))
+            entry["runs"][str(seed)] = str(run_dir.relative_to(out))
+            _write_json(out / "compare.json", state)
+    return write_report(out)
+
+
+def _finite(value: float) -> float:
+    return value if math.isfinite(value) else float("-inf")
+
+
+def _settings_dict(settings: CompareSettings) -> dict[str, Any]:
+    data = asdict(settings)
+    data["budget"] = str(settings.budget)
+    data["sweep_budget"] = str(settings.sweep_budget) if settings.sweep_budget else None
+    return data
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
