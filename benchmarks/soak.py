@@ -371,6 +371,7 @@ def plot(path: Path, samples: list[dict[str, Any]], table: dict[str, Any], warmu
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(10, 5.5))
+    ax.set_prop_cycle(color=plt.cm.tab20.colors)  # more than 10 series: no repeated colours
     for label, row in table.items():
         if not row.get("judged"):
             continue

@@ -522,7 +522,7 @@ class Driver:
             self.recoveries += 1
             if self.recoveries > limit:
                 raise RuntimeError(
-                    f"learner failure at step {self.step + 1} and trainer.max_recoveries={limit} "
+                    f"learner failure at step {failed_step} and trainer.max_recoveries={limit} "
                     f"recoveries already spent: {error}"
                 ) from error
             print(f"[recover] {error}; restarting the learner group ({self.recoveries}/{limit})")

@@ -9,6 +9,7 @@ member, so the caller shuts the group down and starts a new one; `launch.driver.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import socket
 import time
@@ -20,6 +21,8 @@ from trainer.learner import Learner, LearnerSettings, StepResult
 from trainer.step_loss import StepTotals
 
 DEFAULT_TIMEOUT_S = 600.0
+START_ATTEMPTS = 3
+log = logging.getLogger(__name__)
 
 
 class LearnerError(RuntimeError):
@@ -35,6 +38,18 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def port_in_use(error: BaseException) -> bool:
+    """Whether a failed start-up was the rendezvous port being taken (EADDRINUSE), anywhere in
+    the exception's chain."""
+    seen: BaseException | None = error
+    while seen is not None:
+        text = str(seen)
+        if "EADDRINUSE" in text or "address already in use" in text.lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def split_evenly(items: Sequence[Any], parts: int) -> list[list[Any]]:
@@ -66,12 +81,22 @@ class LearnerGroup:
         actor_cls = ray.remote(
             num_cpus=num_cpus_per_rank, num_gpus=num_gpus_per_rank, resources=resources or {}
         )(Learner)
-        port = free_port()
-        self.ranks = [
-            actor_cls.remote(rank, world_size, "127.0.0.1", port, settings)
-            for rank in range(world_size)
-        ]
-        self._get([rank.ready.remote() for rank in self.ranks], "start-up")
+        # The rendezvous port is free when picked but can be taken before rank 0 binds it (a
+        # busy machine): then the ranks are started again on another port.
+        for attempt in range(1, START_ATTEMPTS + 1):
+            port = free_port()
+            self.ranks = [
+                actor_cls.remote(rank, world_size, "127.0.0.1", port, settings)
+                for rank in range(world_size)
+            ]
+            try:
+                self._get([rank.ready.remote() for rank in self.ranks], "start-up")
+                return
+            except LearnerError as exc:
+                self.shutdown()
+                if attempt == START_ATTEMPTS or not port_in_use(exc):
+                    raise
+                log.warning("learner rendezvous port %d was taken; starting again", port)
 
     def _get(self, refs: list[Any], what: str) -> list[Any]:
         """Each rank's result of one call (refs in rank order); the first failure or the
