@@ -130,3 +130,24 @@ def test_grpo_kl_to_reference_scores_against_the_initial_student(
     # After one update at a large lr the policy has moved away from the reference.
     assert abs(records[1]["ref_kl_sampled"]) > 1e-4
     assert records[1]["time"]["reference"] > 0
+
+
+def test_a_step_left_empty_by_dynamic_filtering_skips_the_update(
+    tmp_path: Path, loop_data: Path, tiny_models_dir: Path, ray_session
+) -> None:
+    # The untrained tiny student never overlaps the ground truth: every reward is 0, every group
+    # has zero variance, and dynamic filtering drops all of them.
+    config = _config(
+        "grpo",
+        tmp_path / "grpo_empty",
+        loop_data,
+        tiny_models_dir,
+        steps=2,
+        **{"reward.dynamic_filtering": "true"},
+    )
+    records = _run(config)
+    assert [r["step"] for r in records] == [1, 2]
+    for record in records:
+        if record["zero_variance_groups"] == record["groups"]:
+            assert record["skipped_update"] and record["tokens_trained"] == 0
+    assert any(r["zero_variance_groups"] == r["groups"] for r in records)
