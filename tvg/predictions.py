@@ -127,15 +127,7 @@ def _first_text(value: Any) -> str | None:
 def _read_json_records(path: Path, text: str) -> Iterator[tuple[str, Any]]:
     """Yield (location, record) from a JSON array or JSON lines; bad JSON is a DataError."""
     if text.lstrip().startswith("["):
-        try:
-            data = json.loads(text)
-        except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
-            raise DataError(
-                str(path),
-                Location(line=getattr(exc, "lineno", None)),
-                "malformed_json",
-                json_failure(exc),
-            ) from None
+        data = _parse_json(path, text)
         for i, record in enumerate(data):
             yield f"{path}: key [{i}]", record
         return
@@ -178,17 +170,22 @@ def detect_prediction_format(path: str | Path, text: str | None = None) -> str:
     )
 
 
-def _timelens_entries(path: Path, text: str) -> Iterator[tuple[PredictionKey, Prediction]]:
-    """Yield entries of a TimeLens result file."""
+def _parse_json(path: Path, text: str) -> Any:
+    """The JSON value of a predictions file; bad JSON is a DataError naming the file and line."""
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as exc:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise DataError(
             str(path),
             Location(line=getattr(exc, "lineno", None)),
             "malformed_json",
             json_failure(exc),
         ) from None
+
+
+def _timelens_entries(path: Path, text: str) -> Iterator[tuple[PredictionKey, Prediction]]:
+    """Yield entries of a TimeLens result file."""
+    data = _parse_json(path, text)
     if not isinstance(data, dict):
         raise DataError(str(path), Location(line=1), "bad_type", "expected a JSON object")
     for key, value in data.items():
