@@ -241,15 +241,15 @@ def run_one(config: Any) -> dict[str, Any]:
 
     out = Path(config.out_dir)
     saved = out / "config.yaml"
-    wanted = config_to_yaml(config)
+    same_config = saved.is_file() and saved.read_text() == config_to_yaml(config)
     if (out / "summary.json").is_file() and saved.is_file():
-        if saved.read_text() == wanted:
+        if same_config:
             print(f"[compare] {out}: finished earlier, reusing")
             return json.loads((out / "summary.json").read_text())
         raise RuntimeError(
             f"{out} holds a finished run with another config; use another --out or --force"
         )
-    resume = saved.is_file() and saved.read_text() == wanted and any(out.glob("checkpoints/step_*"))
+    resume = same_config and any(out.glob("checkpoints/step_*"))
     if not resume and out.exists():
         shutil.rmtree(out)
     print(f"[compare] {'resuming' if resume else 'starting'} {out}")

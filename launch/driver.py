@@ -30,7 +30,7 @@ from launch.checkpoints import (
 from launch.config import RunConfig, config_to_yaml
 from launch.faults import FaultInjector
 from launch.flops import learner_flops, measure_matmul_peak, mfu
-from launch.ledger import Ledger, PhaseTimer, read_ledger
+from launch.ledger import Ledger, PhaseTimer
 from launch.step_logic import (
     assign_advantages,
     assign_rewards,
@@ -189,26 +189,13 @@ class Driver:
         )
         self.teacher = None
         if needs_teacher(cfg.trainer.objective):
-            from teacher_server.config import TeacherConfig
-            from teacher_server.pool import TeacherPool
-
-            top_k = teacher_top_k(cfg.trainer.objective, len(self.tokenizer), cfg.teacher.top_k)
-            self.teacher = TeacherPool(
-                TeacherConfig(
-                    backend=cfg.teacher.backend,
-                    model=cfg.model.teacher if cfg.teacher.backend != "remote" else "",
-                    url=cfg.teacher.url or "",
-                    top_k=top_k,
-                    temperature=cfg.rollout.temperature,
-                    max_model_len=cfg.rollout.max_model_len,
-                    num_workers=cfg.teacher.num_workers,
-                    num_cpus=cfg.resources.teacher_cpus,
-                    num_gpus=cfg.resources.teacher_gpus,
-                    dtype=model_dtype(cfg),
-                    timeout_s=cfg.teacher.timeout_s,
-                    seed=cfg.trainer.seed,
-                    **({"token_env": cfg.teacher.token_env} if cfg.teacher.token_env else {}),
-                )
+            self.teacher = self._scoring_pool(
+                backend=cfg.teacher.backend,
+                model=cfg.model.teacher if cfg.teacher.backend != "remote" else "",
+                top_k=teacher_top_k(cfg.trainer.objective, len(self.tokenizer), cfg.teacher.top_k),
+                num_workers=cfg.teacher.num_workers,
+                url=cfg.teacher.url or "",
+                **({"token_env": cfg.teacher.token_env} if cfg.teacher.token_env else {}),
             )
         self.reference = self._start_reference()
         self.learners = self._start_learners()
@@ -250,23 +237,36 @@ class Driver:
         kl_coef = float(cfg.trainer.objective_kwargs.get("kl_coef", 0.0) or 0.0)
         if kl_coef <= 0:
             return None
+        return self._scoring_pool(
+            backend=cfg.teacher.backend if cfg.teacher.backend != "remote" else "hf",
+            model=cfg.model.reference or cfg.model.student,
+            top_k=0,
+            num_workers=1,
+        )
+
+    def _scoring_pool(
+        self, backend: str, model: str, top_k: int, num_workers: int, **extra: Any
+    ) -> Any:
+        """A TeacherPool scoring sampled tokens (the teacher, or the KL reference) with the run's
+        temperature, context length, teacher resources, dtype, timeout and seed."""
         from teacher_server.config import TeacherConfig
         from teacher_server.pool import TeacherPool
 
-        backend = cfg.teacher.backend if cfg.teacher.backend != "remote" else "hf"
+        cfg = self.config
         return TeacherPool(
             TeacherConfig(
                 backend=backend,
-                model=cfg.model.reference or cfg.model.student,
-                top_k=0,
+                model=model,
+                top_k=top_k,
                 temperature=cfg.rollout.temperature,
                 max_model_len=cfg.rollout.max_model_len,
-                num_workers=1,
+                num_workers=num_workers,
                 num_cpus=cfg.resources.teacher_cpus,
                 num_gpus=cfg.resources.teacher_gpus,
                 dtype=model_dtype(cfg),
                 timeout_s=cfg.teacher.timeout_s,
                 seed=cfg.trainer.seed,
+                **extra,
             )
         )
 
@@ -282,10 +282,8 @@ class Driver:
         self.step = int(state["step"])
         random.setstate(_tuple_state(state["python_rng"]))
         self._sync_weights(version=self.step)
-        self.ledger.truncate_after(self.step)
-        if self.ledger.path.exists():
-            records = read_ledger(self.ledger.path)
-            self.train_seconds = float(records[-1].get("train_seconds", 0.0)) if records else 0.0
+        kept = self.ledger.truncate_after(self.step)
+        self.train_seconds = float(kept[-1].get("train_seconds", 0.0)) if kept else 0.0
         print(f"[resume] continuing after step {self.step} from {checkpoint}")
 
     # ------------------------------------------------------------------ one step

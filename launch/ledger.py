@@ -80,18 +80,20 @@ class Ledger:
                     self._writer.add_scalar(key, value, step)
             self._writer.flush()
 
-    def truncate_after(self, step: int) -> None:
-        """Drop records of steps after `step` (used when resuming from a checkpoint)."""
+    def truncate_after(self, step: int) -> list[dict[str, Any]]:
+        """Drop records of steps after `step` (used when resuming from a checkpoint); return the
+        records kept."""
         if not self.path.exists():
-            return
+            return []
         kept = [
-            line
+            (line, record)
             for line in self.path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step
+            if line.strip() and (record := json.loads(line)).get("step", 0) <= step
         ]
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        tmp.write_text("".join(line + "\n" for line, _ in kept), encoding="utf-8")
         os.replace(tmp, self.path)
+        return [record for _, record in kept]
 
     def close(self) -> None:
         """Close the TensorBoard writer."""

@@ -24,8 +24,8 @@ class TeacherConfig:
     url / token_env: the remote server and the environment variable holding its bearer token.
     request_timeout_s: per-HTTP-request timeout (remote backend).
     num_workers: T, teacher actors in the pool.
-    num_cpus: CPUs each actor reserves; resources: extra Ray resources each actor reserves
-        (e.g. {"teacher": 1} to keep teachers on their own nodes, or {"GPU": 1}).
+    num_cpus / num_gpus: CPUs and GPUs each actor reserves; resources: extra custom Ray
+        resources each actor reserves (e.g. {"teacher": 1} to keep teachers on their own nodes).
     timeout_s: pool-level limit for one `score` call and for start-up / status calls (None = no
         limit: a stuck worker then blocks the caller; not recommended).
     max_restarts: how many times a dead worker is restarted within one call before failing.
