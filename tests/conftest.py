@@ -15,9 +15,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from hypothesis import settings as hypothesis_settings
+
 from rollout.vllm_env import apply_vllm_cpu_defaults
 
 apply_vllm_cpu_defaults()
+
+# Property tests and fuzzers draw the same examples on every run by default, so a red run is
+# reproducible from the commit alone; VOPD_HYPOTHESIS_PROFILE=explore draws fresh random ones.
+hypothesis_settings.register_profile("repeatable", derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("explore", derandomize=False, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("VOPD_HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture(scope="session")

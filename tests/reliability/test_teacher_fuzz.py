@@ -238,7 +238,9 @@ def _mutate_item(draw: st.DrawFn, item: dict) -> None:
             item[field] = draw(ID_LISTS)
         elif field in ("video_settings",):
             key = draw(st.sampled_from([*SETTINGS.to_dict(), "colour"]))
-            item[field] = {**item.get(field, {}), key: draw(SETTING_VALUES)}
+            current = item.get(field)  # an earlier mutation may have made it a non-dict
+            base = current if isinstance(current, dict) else {}
+            item[field] = {**base, key: draw(SETTING_VALUES)}
         elif field == "metadata" and isinstance(item.get("metadata"), dict):
             key = draw(st.sampled_from([*item["metadata"], "extra"]))
             item["metadata"] = {**item["metadata"], key: draw(JSON_VALUES | SETTING_VALUES)}
