@@ -17,6 +17,8 @@ from trainer.objectives import (
     opd_full_rkl_loss,
     opd_loss,
     opd_topk_fkl_loss,
+    opd_union_topk_rkl_loss,
+    rows_from_topk,
     tempsamp_loss,
 )
 
@@ -152,6 +154,44 @@ def test_opd_full_rkl_falls_back_to_union_of_topk() -> None:
     approx = get_objective("opd_full_rkl")(inputs, student_k=K)
     assert "teacher_coverage" in approx.metrics and "teacher_coverage" not in exact.metrics
     assert math.isfinite(approx.loss.item())
+
+
+def test_full_vocabulary_topk_takes_the_exact_path() -> None:
+    """A teacher list of k = V (what the driver asks of a small-vocabulary teacher) is scattered
+    back into rows: same value and gradient as the union form over the whole vocabulary, and the
+    exact form's metrics (no coverage)."""
+    inputs, logits = make_inputs()
+    t_lp, t_ids = inputs.teacher_logprob_rows.topk(V, -1)
+    t_lp, t_ids = t_lp.clone(), t_ids.clone()
+    t_lp[1, 3:], t_ids[1, 3:] = float("-inf"), 0  # padded positions, as step_loss pads them
+    inputs.teacher_logprob_rows, inputs.teacher_topk_ids, inputs.teacher_topk_logprobs = (
+        None,
+        t_ids,
+        t_lp,
+    )
+    fast = get_objective("opd_full_rkl")(inputs)
+    (grad_fast,) = torch.autograd.grad(fast.loss, logits, retain_graph=True)
+    union = opd_union_topk_rkl_loss(
+        inputs.student_logprob_rows, t_ids, t_lp, inputs.mask, student_k=V
+    )
+    (grad_union,) = torch.autograd.grad(union.loss, logits)
+    assert "teacher_coverage" not in fast.metrics
+    assert fast.loss.item() == pytest.approx(union.loss.item(), rel=1e-12)
+    assert torch.isfinite(grad_fast).all()  # padded positions included: no inf * 0
+    assert torch.allclose(grad_fast, grad_union, atol=1e-12)
+    # The union-only options change nothing here and are accepted.
+    again = get_objective("opd_full_rkl")(inputs, student_k=2, renormalize=True)
+    assert again.loss.item() == pytest.approx(fast.loss.item(), rel=1e-12)
+
+
+def test_rows_from_topk() -> None:
+    ids = torch.tensor([[[2, 0, 1]], [[1, 0, 0]]])
+    lps = torch.tensor([[[-0.1, -2.0, -3.0]], [[-0.5, float("-inf"), float("-inf")]]])
+    rows = rows_from_topk(ids, lps, 3)
+    assert torch.equal(rows[0, 0], torch.tensor([-2.0, -3.0, -0.1]))
+    # A padding entry (-inf at id 0) does not overwrite, nor is overwritten by, a real one.
+    assert torch.equal(rows[1, 0], torch.tensor([float("-inf"), -0.5, float("-inf")]))
+    assert rows_from_topk(ids[..., :2], lps[..., :2], 3) is None  # short list: no rows
 
 
 def test_unknown_name_and_missing_inputs() -> None:

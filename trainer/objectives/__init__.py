@@ -37,6 +37,7 @@ from trainer.objectives.opd import (
     opd_topk_rkl_loss,
     opd_union_topk_rkl_loss,
     reverse_kl_rows,
+    rows_from_topk,
     union_topk_support,
 )
 from trainer.objectives.registry import (
@@ -99,6 +100,7 @@ __all__ = [
     "opd_union_topk_rkl_loss",
     "resolve_aggregation",
     "reverse_kl_rows",
+    "rows_from_topk",
     "sft_loss",
     "tempsamp_advantages",
     "tempsamp_loss",

@@ -218,9 +218,47 @@ def opd_full_rkl_loss(
     check_shape("teacher_logprob_rows", teacher_logprob_rows, student_logprob_rows.shape)
     check_logprob_rows("student_logprob_rows", student_logprob_rows, bool_mask)
     check_logprob_rows("teacher_logprob_rows", teacher_logprob_rows, bool_mask)
-    kl = reverse_kl_rows(student_logprob_rows, teacher_logprob_rows)
+    kl = reverse_kl_rows(
+        student_logprob_rows,
+        _untrained_as_student(teacher_logprob_rows, student_logprob_rows, bool_mask),
+    )
     loss = aggregate(kl_coef * kl, bool_mask, aggregation)
     return LossOutput(loss, {"reverse_kl": masked_mean(kl, bool_mask), "tokens": bool_mask.sum()})
+
+
+def _untrained_as_student(
+    teacher: torch.Tensor, student: torch.Tensor, bool_mask: torch.Tensor
+) -> torch.Tensor:
+    """The teacher's rows with untrained (padded) positions replaced by the student's, detached:
+    their KL is then 0 and finite, so no NaN gradient (inf * 0) reaches the student there."""
+    return torch.where(bool_mask.unsqueeze(-1), teacher.detach(), student.detach())
+
+
+def rows_from_topk(
+    topk_ids: torch.Tensor, topk_logprobs: torch.Tensor, vocab_size: int
+) -> torch.Tensor | None:
+    """Dense (B, T, V) log-prob rows from a top-k list that covers the whole vocabulary, or None.
+
+    A teacher asked for k = V returns its full distribution as a top-k list; scattered back into
+    rows it feeds `opd_full_rkl_loss` directly (O(V) per position) instead of the union-of-top-k
+    form (O(V^2) per position). Returns None when the list is shorter than the vocabulary, so
+    the caller keeps the approximation. Ids not listed (padding rows) stay -inf.
+    """
+    if topk_ids.shape[-1] < vocab_size:
+        return None
+    rows = torch.full(
+        (*topk_ids.shape[:-1], vocab_size),
+        float("-inf"),
+        dtype=topk_logprobs.dtype,
+        device=topk_logprobs.device,
+    )
+    ids = topk_ids.long()
+    listed = (ids >= 0) & (ids < vocab_size)
+    safe_ids = torch.where(listed, ids, torch.zeros_like(ids))
+    # Out-of-range ids (none in a well-formed list) are dropped; the (-inf) values keep a
+    # dropped entry from overwriting a real one that shares its safe id.
+    values = torch.where(listed, topk_logprobs, torch.full_like(topk_logprobs, float("-inf")))
+    return rows.scatter_reduce(-1, safe_ids, values, reduce="amax", include_self=True)
 
 
 def union_topk_support(
@@ -317,6 +355,7 @@ def opd_union_topk_rkl_loss(
         teacher_lp, found = teacher_support_logprobs, torch.ones_like(valid)
     else:
         teacher_lp, found = lookup_logprobs(ids, teacher_topk_ids, teacher_topk_logprobs)
+    teacher_lp = _untrained_as_student(teacher_lp, student_lp, bool_mask)
     kl = reverse_kl_rows(student_lp, teacher_lp, valid, renormalize)
     loss = aggregate(kl_coef * kl, bool_mask, aggregation)
     coverage = (found & valid & bool_mask.unsqueeze(-1)).sum() / (

@@ -29,6 +29,7 @@ from trainer.objectives.opd import (
     opd_topk_fkl_loss,
     opd_topk_rkl_loss,
     opd_union_topk_rkl_loss,
+    rows_from_topk,
 )
 from trainer.objectives.sft import sft_loss
 from trainer.objectives.tempsamp import tempsamp_loss
@@ -84,6 +85,11 @@ def _opd(inputs: ObjectiveInputs, **options: object) -> LossOutput:
     )
 
 
+# The union-of-top-k options (student_k, renormalize) change nothing once the teacher's list is
+# the whole vocabulary (the union is then every token, each distribution already sums to one).
+_EXACT_RKL_OPTIONS = frozenset(inspect.signature(opd_full_rkl_loss).parameters)
+
+
 def _opd_full_rkl(inputs: ObjectiveInputs, **options: object) -> LossOutput:
     _need("opd_full_rkl", inputs, "student_logprob_rows")
     if inputs.teacher_logprob_rows is not None:
@@ -94,6 +100,16 @@ def _opd_full_rkl(inputs: ObjectiveInputs, **options: object) -> LossOutput:
         raise ValueError(
             "objective 'opd_full_rkl' needs inputs.teacher_logprob_rows (exact) or "
             "inputs.teacher_topk_ids + inputs.teacher_topk_logprobs (union-of-top-k approximation)"
+        )
+    teacher_rows = rows_from_topk(
+        inputs.teacher_topk_ids,
+        inputs.teacher_topk_logprobs,
+        inputs.student_logprob_rows.shape[-1],
+    )
+    if teacher_rows is not None:  # the teacher returned its whole distribution: exact form
+        exact_options = {k: v for k, v in options.items() if k in _EXACT_RKL_OPTIONS}
+        return opd_full_rkl_loss(
+            inputs.student_logprob_rows, teacher_rows, inputs.mask, **exact_options
         )
     return opd_union_topk_rkl_loss(
         inputs.student_logprob_rows,
