@@ -36,7 +36,7 @@ class DemoAssetSettings:
     level: int = 1
     teacher_steps: int = 1500
     teacher_lr: float = 2e-3
-    student_steps: int = 200
+    student_steps: int = 400
     student_lr: float = 2e-3
     prompts_per_step: int = 8
     eval_every: int = 100
@@ -70,7 +70,10 @@ def _train_sft(overrides: list[str]) -> dict[str, Any]:
     from launch.config import load_config
     from launch.driver import Driver
 
-    driver = Driver(load_config("sft", overrides))
+    config = load_config("sft", overrides)
+    if Path(config.out_dir).exists():  # a rebuild: the earlier run's ledger and checkpoints go
+        shutil.rmtree(config.out_dir)
+    driver = Driver(config)
     try:
         return driver.run()
     finally:

@@ -91,6 +91,24 @@ def evaluate(rollout: Any, prompts: list[Any], max_tokens: int) -> EvalResult:
     return EvalResult(grounding_metrics(ious, parsed), rows)
 
 
+def refuse_earlier_run(out: Path) -> None:
+    """Raise a ConfigError when `out` already holds a run's ledger or checkpoints: a fresh run
+    there would mix its records and checkpoints with the earlier ones."""
+    from launch.config import ConfigError
+
+    found = []
+    ledger = out / "metrics.jsonl"
+    if ledger.is_file() and ledger.stat().st_size > 0:
+        found.append("metrics.jsonl")
+    if any((out / "checkpoints").glob("step_*")):
+        found.append("checkpoints/")
+    if found:
+        raise ConfigError(
+            f"out_dir {out} already holds a run ({', '.join(found)}): continue it with "
+            "--resume, or give another out_dir (or delete that directory) to start afresh"
+        )
+
+
 class Driver:
     """Owns the actor groups and runs the loop for one RunConfig."""
 
@@ -98,6 +116,8 @@ class Driver:
         self.config = config
         self.out = Path(config.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            refuse_earlier_run(self.out)
         self.resume = resume
         self.timer = PhaseTimer()
         self._seed(config.trainer.seed)

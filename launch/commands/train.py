@@ -48,7 +48,11 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     from launch.driver import Driver
 
-    driver = Driver(config, resume=args.resume)
+    try:
+        driver = Driver(config, resume=args.resume)
+    except ConfigError as exc:
+        print(f"error: {exc}")
+        return 2
     try:
         summary = driver.run()
     finally:
