@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -28,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def run_seed(assets: Path, work: Path, seed: int, steps: int, eval_every: int) -> list[dict]:
     """One warm-start run at `seed`; its validation records (step, mIoU, parse rate)."""
-    from launch.config import load_config
     from launch.demo_assets import DemoAssetSettings, _sft_overrides, _train_sft
     from launch.ledger import read_ledger
 
@@ -44,8 +42,7 @@ def run_seed(assets: Path, work: Path, seed: int, steps: int, eval_every: int) -
     )
     overrides = [o for o in overrides if not o.startswith(("checkpoint.", "eval.every"))]
     overrides += [f"eval.every_steps={eval_every}", f"checkpoint.every_steps={steps}"]
-    load_config("sft", overrides)  # fail on a bad override before any actor starts
-    _train_sft(overrides)
+    _train_sft(overrides)  # clears an earlier run in the same directory first
     return [
         {"step": r["step"], "mIoU": r["val"]["mIoU"], "parse_rate": r["val"]["parse_rate"]}
         for r in read_ledger(out / "metrics.jsonl")
@@ -76,8 +73,6 @@ def main() -> int:
     work = Path(args.work)
     curves = {}
     for seed in (int(s) for s in args.seeds.split(",")):
-        if (work / f"seed{seed}").exists():
-            shutil.rmtree(work / f"seed{seed}")
         curves[str(seed)] = run_seed(assets, work, seed, args.steps, args.eval_every)
         points = ", ".join(f"{c['step']}: {c['mIoU']:.1f}" for c in curves[str(seed)])
         print(f"seed {seed}: {points}")

@@ -306,8 +306,7 @@ def get_objective(name: str) -> Callable[..., LossOutput]:
                 f"known: {', '.join(allowed)}"
             )
         if spec.name == "opd_full_rkl" and inputs.teacher_logprob_rows is not None:
-            exact_only = set(inspect.signature(opd_full_rkl_loss).parameters)
-            extra = [key for key in options if key not in exact_only]
+            extra = [key for key in options if key not in _EXACT_RKL_OPTIONS]
             if extra:
                 raise ValueError(
                     f"option(s) {extra} apply only to the union-of-top-k form of 'opd_full_rkl'"
