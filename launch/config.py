@@ -86,7 +86,10 @@ class LearnerConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     weight_decay: float = 0.01
     warmup_steps: int = 0
+    # "constant", or "cosine": decays from lr to min_lr_ratio * lr by trainer.steps, or by the
+    # end of trainer.budget_s (wall-clock) when that comes first.
     schedule: str = "constant"
+    min_lr_ratio: float = 0.0
     grad_clip: float = 1.0
     micro_batch_size: int = 8
     # Limit of every call to the ranks (start-up, step, export, checkpoints); on expiry the
@@ -368,6 +371,11 @@ def _range_checks(config: RunConfig) -> list[tuple[bool, str]]:
         (trainer.max_recoveries >= 0, "trainer.max_recoveries must be >= 0"),
         (config.learner.micro_batch_size >= 1, "learner.micro_batch_size must be >= 1"),
         (config.learner.warmup_steps >= 0, "learner.warmup_steps must be >= 0"),
+        (
+            config.learner.schedule in ("constant", "cosine"),
+            f"learner.schedule must be 'constant' or 'cosine', got {config.learner.schedule!r}",
+        ),
+        (0.0 <= config.learner.min_lr_ratio <= 1.0, "learner.min_lr_ratio must be in [0, 1]"),
         (config.data.max_frames >= 2, "data.max_frames must be >= 2"),
         (config.data.max_pixels >= 1, "data.max_pixels must be >= 1"),
         (cpus is None or cpus >= 0, "resources.num_cpus must be >= 0 (or null: all cores)"),

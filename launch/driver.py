@@ -40,6 +40,7 @@ from launch.step_logic import (
     teacher_top_k,
 )
 from launch.tiny_models.build import count_parameters
+from trainer.lr_schedule import budget_progress, lr_multiplier
 
 
 def init_ray(config: RunConfig) -> None:
@@ -238,6 +239,7 @@ class Driver:
                 warmup_steps=learner.warmup_steps,
                 total_steps=cfg.trainer.steps,
                 schedule=learner.schedule,
+                min_lr_ratio=learner.min_lr_ratio,
                 grad_clip=learner.grad_clip,
                 micro_batch_size=learner.micro_batch_size,
                 freeze_vision=cfg.model.freeze_vision,
@@ -387,7 +389,11 @@ class Driver:
             # Dynamic filtering can drop every group (all rewards equal): no update this step.
             results = (
                 self.learners.train_step(
-                    batch.prompts, batch.trajectories, objective, dict(cfg.trainer.objective_kwargs)
+                    batch.prompts,
+                    batch.trajectories,
+                    objective,
+                    dict(cfg.trainer.objective_kwargs),
+                    time_progress=budget_progress(self.train_seconds, cfg.trainer.budget_s),
                 )
                 if batch.trajectories
                 else []
@@ -436,11 +442,14 @@ class Driver:
         return record
 
     def _lr(self) -> float:
-        from trainer.lr_schedule import lr_multiplier
-
         cfg = self.config
         return cfg.learner.lr * lr_multiplier(
-            self.step, cfg.learner.warmup_steps, cfg.trainer.steps, cfg.learner.schedule
+            self.step,
+            cfg.learner.warmup_steps,
+            cfg.trainer.steps,
+            cfg.learner.schedule,
+            cfg.learner.min_lr_ratio,
+            budget_progress(self.train_seconds, cfg.trainer.budget_s),
         )
 
     def evaluate(self) -> EvalResult:

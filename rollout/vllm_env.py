@@ -21,30 +21,39 @@ CPU_DEFAULTS: dict[str, str] = {
 }
 
 
-# vLLM's CPU worker replaces torch.set_num_threads with a stub that logs a warning, and its
-# multimodal renderer calls it around every request: two identical lines per video prompt
-# (thousands per run) that say nothing actionable. Only that message is dropped.
-_THREAD_STUB_MESSAGE = "CPU backend doesn't allow to use `torch.set_num_threads`"
-_CPU_WORKER_LOGGER = "vllm.v1.worker.cpu_worker"
+# Lines vLLM logs once per request or per weight update that say nothing actionable, by logger:
+# the CPU worker replaces torch.set_num_threads with a stub that warns, and its multimodal renderer
+# calls it around every request (two lines per video prompt, thousands per run); the block pool
+# announces every prefix-cache reset, which a weight sync does once per training step. Only these
+# messages are dropped; everything else those loggers say passes.
+ROUTINE_MESSAGES: dict[str, str] = {
+    "vllm.v1.worker.cpu_worker": "CPU backend doesn't allow to use `torch.set_num_threads`",
+    "vllm.v1.core.block_pool": "Successfully reset prefix cache",
+}
 
 
-class _DropThreadStubWarning(logging.Filter):
-    """Drop the CPU worker's per-request set_num_threads warning; pass everything else."""
+class _DropRoutineMessage(logging.Filter):
+    """Drop one logger's routine per-request / per-step message; pass everything else."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return _THREAD_STUB_MESSAGE not in str(record.msg)
+        return self.message not in str(record.msg)
 
 
-def quiet_cpu_worker_thread_warning() -> None:
-    """Install (once per process) the filter that drops vLLM's per-request thread warning."""
-    logger = logging.getLogger(_CPU_WORKER_LOGGER)
-    if not any(isinstance(f, _DropThreadStubWarning) for f in logger.filters):
-        logger.addFilter(_DropThreadStubWarning())
+def quiet_routine_vllm_messages() -> None:
+    """Install (once per process) the filters that drop vLLM's routine per-request lines."""
+    for name, message in ROUTINE_MESSAGES.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropRoutineMessage) for f in logger.filters):
+            logger.addFilter(_DropRoutineMessage(message))
 
 
 def apply_vllm_cpu_defaults(overrides: dict[str, str] | None = None) -> dict[str, str]:
     """Set vLLM's CPU environment defaults where the user has not set them; return what applies."""
-    quiet_cpu_worker_thread_warning()
+    quiet_routine_vllm_messages()
     applied: dict[str, str] = {}
     for key, value in {**CPU_DEFAULTS, **(overrides or {})}.items():
         os.environ.setdefault(key, value)

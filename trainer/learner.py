@@ -74,6 +74,7 @@ class LearnerSettings:
     warmup_steps: int = 0
     total_steps: int = 1000
     schedule: str = "constant"
+    min_lr_ratio: float = 0.0
     grad_clip: float = 1.0
     micro_batch_size: int = 8
     freeze_vision: bool = False
@@ -119,6 +120,7 @@ class Learner:
 
         torch.set_num_threads(settings.torch_threads)
         self.rank, self.world_size, self.settings = rank, world_size, settings
+        self.time_progress = 0.0  # share of the wall-clock budget spent (see lr_multiplier)
         self._seed_everything(settings.seed + rank)
         import deepspeed
         from transformers import AutoProcessor
@@ -146,8 +148,15 @@ class Learner:
         )
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer,
+            # Read when the scheduler steps (after each optimizer step): the budget share spent
+            # by the step just taken sets the next step's lr.
             lambda step: lr_multiplier(
-                step, settings.warmup_steps, settings.total_steps, settings.schedule
+                step,
+                settings.warmup_steps,
+                settings.total_steps,
+                settings.schedule,
+                settings.min_lr_ratio,
+                self.time_progress,
             ),
         )
         config = deepspeed_config(
@@ -244,6 +253,7 @@ class Learner:
         totals: StepTotals,
         num_chunks: int,
         filler: Trajectory,
+        time_progress: float = 0.0,
     ) -> StepResult:
         """One optimizer step over this rank's share; every rank must call it once per step.
 
@@ -251,7 +261,8 @@ class Learner:
         averages over, so that the update equals the single-process one whatever the number of
         ranks and micro-batches; `num_chunks` / `filler` keep the ranks' passes aligned. A
         non-finite input, loss or gradient is not applied: the step is skipped on every rank, with
-        a warning, and reported (`skipped=True`).
+        a warning, and reported (`skipped=True`). `time_progress` (the share of the wall-clock
+        budget spent, after this step) lets a cosine schedule end with the budget.
         """
         import torch
 
@@ -259,6 +270,7 @@ class Learner:
         from trainer.step_loss import NEEDS_ROWS, step_loss
 
         t0 = time.perf_counter()
+        self.time_progress = float(time_progress)
         self.engine.train()
         chunks = self._chunks(trajectories, num_chunks, filler)
         total_loss, metrics_sum = 0.0, {}

@@ -140,15 +140,26 @@ class LearnerGroup:
         trajectories: Sequence[Trajectory],
         objective: str,
         objective_kwargs: dict[str, Any],
+        time_progress: float = 0.0,
     ) -> list[StepResult]:
-        """Run one data-parallel optimizer step; return each rank's result."""
+        """Run one data-parallel optimizer step; return each rank's result.
+
+        `time_progress`: the share of the wall-clock budget spent (see trainer.lr_schedule).
+        """
         if not trajectories:
             raise ValueError("train_step needs at least one trajectory")
         totals = StepTotals.of(trajectories)
         shares, num_chunks = self._shares(trajectories)
         refs = [
             rank.train_step.remote(
-                prompts, share, objective, objective_kwargs, totals, num_chunks, trajectories[0]
+                prompts,
+                share,
+                objective,
+                objective_kwargs,
+                totals,
+                num_chunks,
+                trajectories[0],
+                time_progress,
             )
             for rank, share in zip(self.ranks, shares, strict=True)
         ]

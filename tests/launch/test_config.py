@@ -35,6 +35,10 @@ def test_bad_values_are_named() -> None:
         load_config(None, ["rollout.n"])
     with pytest.raises(ConfigError, match=r"teacher\.url is required"):
         load_config(None, ["teacher.backend=remote"])
+    with pytest.raises(ConfigError, match=r"learner\.schedule must be 'constant' or 'cosine'"):
+        load_config(None, ["learner.schedule=linear"])
+    with pytest.raises(ConfigError, match=r"learner\.min_lr_ratio must be in \[0, 1\]"):
+        load_config(None, ["learner.min_lr_ratio=2"])
 
 
 def test_unknown_preset_lists_known_ones() -> None:

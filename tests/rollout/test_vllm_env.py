@@ -1,4 +1,4 @@
-"""vLLM process defaults: env set where unset; only the per-request thread warning dropped."""
+"""vLLM process defaults: env set where unset; only routine per-request / per-step lines dropped."""
 
 from __future__ import annotations
 
@@ -28,3 +28,15 @@ def test_only_the_thread_stub_warning_is_dropped(caplog: pytest.LogCaptureFixtur
         )
         logger.warning("KV cache is too small")
     assert [r.getMessage() for r in caplog.records] == ["KV cache is too small"]
+
+
+def test_only_the_prefix_cache_reset_line_is_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    apply_vllm_cpu_defaults()
+    logger = logging.getLogger("vllm.v1.core.block_pool")
+    assert len(logger.filters) == 1
+    with caplog.at_level(logging.INFO, logger="vllm.v1.core.block_pool"):
+        logger.info("Successfully reset prefix cache")
+        logger.warning("Failed to reset prefix cache because some blocks are not freed yet")
+    assert [r.getMessage() for r in caplog.records] == [
+        "Failed to reset prefix cache because some blocks are not freed yet"
+    ]

@@ -12,7 +12,6 @@ import torch
 from rollout.batch import PromptSpec, Trajectory
 from rollout.prompting import prompt_token_ids
 from trainer.learner_group import split_evenly
-from trainer.lr_schedule import lr_multiplier
 from tvg.prompts import get_prompt_style
 from tvg.video import VideoSettings
 
@@ -20,16 +19,6 @@ from tvg.video import VideoSettings
 def test_split_evenly_keeps_order_and_sizes() -> None:
     assert split_evenly(list(range(5)), 2) == [[0, 1, 2], [3, 4]]
     assert split_evenly([], 2) == [[], []]
-
-
-def test_lr_schedule_warmup_then_cosine() -> None:
-    assert lr_multiplier(0, 4, 10) == pytest.approx(0.25)
-    assert lr_multiplier(3, 4, 10) == pytest.approx(1.0)
-    assert lr_multiplier(7, 4, 10, "constant") == 1.0
-    assert lr_multiplier(4, 4, 10, "cosine") == pytest.approx(1.0)
-    assert lr_multiplier(10, 4, 10, "cosine") == pytest.approx(0.0)
-    with pytest.raises(ValueError, match="unknown lr schedule"):
-        lr_multiplier(0, 0, 1, "linear")
 
 
 @pytest.fixture(scope="module")
