@@ -1,9 +1,9 @@
 """The main job (`make demo`): a real OPD run on the embedded default that must learn.
 
 Prepares (or reuses) the assets — synthetic videos, a trained tiny teacher, a format-only student —
-then runs on-policy distillation through the full distributed loop (local Ray; vLLM rollout
-worker; teacher worker; two DeepSpeed learner ranks on gloo), evaluates the student on the test
-split before and after, and prints a table against the blind floor and the teacher.
+then runs on-policy distillation through the full distributed loop (local Ray; two vLLM rollout
+engines; two teacher workers; two DeepSpeed learner ranks on gloo), evaluates the student on the
+test split before and after, and prints a table against the blind floor and the teacher.
 """
 
 from __future__ import annotations
