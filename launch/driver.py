@@ -501,11 +501,9 @@ class Driver:
         from trainer.learner_group import LearnerError
 
         cfg = self.config
-        bar = tqdm(
-            total=cfg.trainer.steps, initial=self.step, desc=f"train {cfg.trainer.objective}"
-        )
-        last: dict[str, Any] = {}
         budget = cfg.trainer.budget_s
+        bar = self._progress_bar()
+        last: dict[str, Any] = {}
         while self.step < cfg.trainer.steps:
             # The budget counts training time (evaluation and checkpoints excluded) across
             # resumes; the step expected to cross it is the last one and is evaluated.
@@ -517,11 +515,13 @@ class Driver:
                 last = self.train_step(final=final)
             except LearnerError as exc:
                 self.recover(exc)  # rewinds self.step to the last checkpoint
-                bar.reset(total=cfg.trainer.steps)
-                bar.update(self.step)
+                bar.reset(total=bar.total)
+                bar.update(self._bar_position() - bar.n)
                 continue
-            bar.update(1)
+            bar.update(self._bar_position() - bar.n)
             postfix = {"loss": f"{last['loss']:.3f}", "iou": f"{last['iou_mean']:.2f}"}
+            if budget:
+                postfix = {"step": str(self.step), **postfix}
             if "val" in last:
                 postfix["val_mIoU"] = f"{last['val'].get('mIoU', float('nan')):.1f}"
             bar.set_postfix(postfix)
@@ -534,6 +534,27 @@ class Driver:
         tmp.write_text(json.dumps(summary, indent=2, default=str))
         os.replace(tmp, self.out / "summary.json")
         return summary
+
+    def _progress_bar(self) -> tqdm:
+        """Steps done of trainer.steps; with a wall-clock budget, training seconds of it instead
+        (the step count then goes in the postfix: the step bound is often just a ceiling)."""
+        cfg = self.config
+        desc = f"train {cfg.trainer.objective}"
+        if not cfg.trainer.budget_s:
+            return tqdm(total=cfg.trainer.steps, initial=self.step, desc=desc)
+        return tqdm(
+            total=float(cfg.trainer.budget_s),
+            initial=self._bar_position(),
+            desc=desc,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of training "
+            "[{elapsed}<{remaining}{postfix}]",
+        )
+
+    def _bar_position(self) -> float:
+        """Where the progress bar stands: training seconds under a budget, else steps."""
+        if self.config.trainer.budget_s:
+            return min(self.train_seconds, float(self.config.trainer.budget_s))
+        return self.step
 
     def recover(self, error: Exception) -> None:
         """Recover from a dead or stuck learner rank: a DeepSpeed process group cannot lose a

@@ -120,6 +120,7 @@ def test_zero3_two_ranks_train_and_export(ray_session, tiny_models_dir: Path, sf
 
 @pytest.mark.e2e
 def test_zero2_two_ranks_train_and_export(ray_session, tiny_models_dir: Path, sft_batch) -> None:
+    import ray
     from safetensors.torch import load_file
 
     from trainer.learner import LearnerSettings
@@ -128,13 +129,22 @@ def test_zero2_two_ranks_train_and_export(ray_session, tiny_models_dir: Path, sf
     prompts, trajectories = sft_batch
     model_dir = tiny_models_dir / "qwen3_vl-student"
     settings = LearnerSettings(
-        model_dir=str(model_dir), zero_stage=2, lr=2e-3, micro_batch_size=2, freeze_vision=True
+        model_dir=str(model_dir),
+        zero_stage=2,
+        lr=2e-3,
+        micro_batch_size=2,
+        freeze_vision=True,
+        schedule="cosine",
+        total_steps=1000,
     )
     group = LearnerGroup(settings, world_size=2)
     try:
         initial = load_file(str(model_dir / "model.safetensors"))
-        results = group.train_step(prompts, trajectories, "sft", {})
+        # Half the wall-clock budget spent after step 1 of 1000: the cosine is half-way down.
+        results = group.train_step(prompts, trajectories, "sft", {}, time_progress=0.5)
         assert not any(r.skipped for r in results) and np.isfinite(results[0].grad_norm)
+        lrs = ray.get([rank.current_lr.remote() for rank in group.ranks])
+        assert lrs == pytest.approx([1e-3, 1e-3])
         after = dict(pair for bucket in group.export_weights() for pair in bucket)
         assert after.keys() == initial.keys()
         for name, tensor in initial.items():
