@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from trainer.lr_schedule import SCHEDULES
+
 PRESET_DIR = Path(__file__).parent / "configs"
 
 
@@ -372,7 +374,7 @@ def _range_checks(config: RunConfig) -> list[tuple[bool, str]]:
         (config.learner.micro_batch_size >= 1, "learner.micro_batch_size must be >= 1"),
         (config.learner.warmup_steps >= 0, "learner.warmup_steps must be >= 0"),
         (
-            config.learner.schedule in ("constant", "cosine"),
+            config.learner.schedule in SCHEDULES,
             f"learner.schedule must be 'constant' or 'cosine', got {config.learner.schedule!r}",
         ),
         (0.0 <= config.learner.min_lr_ratio <= 1.0, "learner.min_lr_ratio must be in [0, 1]"),

@@ -515,7 +515,7 @@ class Driver:
                 last = self.train_step(final=final)
             except LearnerError as exc:
                 self.recover(exc)  # rewinds self.step to the last checkpoint
-                bar.reset(total=bar.total)
+                bar.reset()
                 bar.update(self._bar_position() - bar.n)
                 continue
             bar.update(self._bar_position() - bar.n)
@@ -552,8 +552,9 @@ class Driver:
 
     def _bar_position(self) -> float:
         """Where the progress bar stands: training seconds under a budget, else steps."""
-        if self.config.trainer.budget_s:
-            return min(self.train_seconds, float(self.config.trainer.budget_s))
+        budget = self.config.trainer.budget_s
+        if budget:
+            return budget * budget_progress(self.train_seconds, budget)
         return self.step
 
     def recover(self, error: Exception) -> None:

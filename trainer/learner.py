@@ -262,7 +262,7 @@ class Learner:
         ranks and micro-batches; `num_chunks` / `filler` keep the ranks' passes aligned. A
         non-finite input, loss or gradient is not applied: the step is skipped on every rank, with
         a warning, and reported (`skipped=True`). `time_progress` (the share of the wall-clock
-        budget spent, after this step) lets a cosine schedule end with the budget.
+        budget spent before this step) lets a cosine schedule end with the budget.
         """
         import torch
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+SCHEDULES = ("constant", "cosine")
+
 
 def lr_multiplier(
     step: int,
@@ -21,7 +23,7 @@ def lr_multiplier(
     budget already spent, 0 without one) is further along: the decay ends with whichever of the
     step count and the budget ends the run first.
     """
-    if schedule not in ("constant", "cosine"):
+    if schedule not in SCHEDULES:
         raise ValueError(f"unknown lr schedule {schedule!r}; expected 'constant' or 'cosine'")
     if not 0.0 <= min_ratio <= 1.0:
         raise ValueError(f"min_ratio must be in [0, 1], got {min_ratio}")
