@@ -1,6 +1,6 @@
 """Is the level-1 synthetic task learnable by a tiny Qwen3-VL on 2 CPU cores? A supervised run.
 
-Verifies the claim of docs/SYNTHETIC_DATA.md (after reference SYNTHETIC.md): a ~1 M-parameter
+Verifies the claim of docs/SYNTHETIC_DATA.md ("Prototype measurements"): a ~1 M-parameter
 Qwen3-VL trained from random initialisation with supervised fine-tuning on the target answers
 leaves the blind floor (val mIoU ~29) within minutes on one torch thread.
 
@@ -13,7 +13,7 @@ What runs (every piece is the project's own path, so the run validates it):
 - loss: minus the mean log-prob of the answer tokens "The event happens in {s:.1f} - {e:.1f}
   seconds." + <|im_end|>, computed by `rollout.hf_scoring.completion_log_probs` (the learner path;
   vision placeholder tokens masked);
-- recipe (SYNTHETIC.md): AdamW lr 2e-3, betas (0.9, 0.98), weight decay 0.01, linear warm-up over
+- the prototype's recipe: AdamW lr 2e-3, betas (0.9, 0.98), weight decay 0.01, linear warm-up over
   30 steps then constant, gradient clipping at 1.0, batch 8, ONE torch thread;
 - evaluation: greedy decoding with transformers `generate` on the val split (vision placeholder
   tokens banned, max_new_tokens 24), `tvg.parsing.parse_span`, `tvg.rewards.temporal_iou`,
@@ -131,7 +131,7 @@ def lr_factor(
     step: int, warmup: int, decay: str = "none", total: int = 1, min_ratio: float = 0.1
 ) -> float:
     """Linear warm-up over `warmup` steps (step counts from 0), then constant 1 ("none", the
-    SYNTHETIC.md recipe) or a cosine from 1 down to `min_ratio` at step `total` ("cosine")."""
+    prototype's recipe) or a cosine from 1 down to `min_ratio` at step `total` ("cosine")."""
     if warmup > 0 and step < warmup:
         return (step + 1) / warmup
     if decay == "none":

@@ -1,14 +1,15 @@
 """Selection rules as pure functions of score arrays (no I/O, no models), deterministic by seed.
 
-TVDF (Video-OPD, reference METHOD.md §1 "TVDF"):
+TVDF (Video-OPD; docs/OBJECTIVES.md §1 "TVDF", docs/CURRICULUM.md):
 - teacher reliability: keep sample i when mean_j IoU_teacher(i, j) >= tau_T over its k predictions;
 - disagreement: delta_i = IoU_teacher(i) - IoU_student(i) (teacher IoU = the mean over its k);
 - prioritisation among the reliable samples: `top_k` (the paper's default: the `size` largest
   delta, descending), and the appendix's alternatives `uniform` (uniform-by-delta: every reliable
   sample equally likely, whatever its delta), `bucket` (B equal-width delta buckets, equal counts)
   and `gaussian` (weights exp(-(delta - c)^2 / (2 sigma^2)), c = 0.9, sigma = 0.2).
-Difficulty sampling (TimeLens's GRPO recipe, METHOD.md §2): weight_i = N(IoU_student(i); 0.05, 0.2)
-divided by the empirical density of the IoU's bin (20 equal bins on [0, 1]).
+Difficulty sampling (TimeLens's GRPO recipe, docs/OBJECTIVES.md §2):
+weight_i = N(IoU_student(i); 0.05, 0.2) divided by the
+empirical density of the IoU's bin (20 equal bins on [0, 1]).
 
 Random rules draw from `numpy.random.default_rng(seed)`; weighted draws without replacement use
 Gumbel top-k (equivalent to drawing one by one with probability proportional to weight).

@@ -33,10 +33,10 @@ class ArmSpec:
     notes: str
 
 
-# GRPO's remedies (reference METHOD.md §2 and the prototype's notes in SYNTHETIC.md): a format and
-# an end-of-sequence reward next to the IoU, a k3 KL penalty to the initial student (TRL's 0.04),
-# and DAPO's dynamic filtering of zero-variance groups. 2 prompts x 8 samples = 16 completions per
-# step, the OPD arms' 16 prompts x 1.
+# GRPO's remedies (docs/OBJECTIVES.md §2 and the prototype's notes in docs/SYNTHETIC_DATA.md): a
+# format and an end-of-sequence reward next to the IoU, a k3 KL penalty to the initial student
+# (TRL's 0.04), and DAPO's dynamic filtering of zero-variance groups. 2 prompts x 8 samples = 16
+# completions per step, the OPD arms' 16 prompts x 1.
 _RL_REMEDIES = (
     "reward.format_weight=0.2",
     "reward.eos_weight=0.2",

@@ -21,7 +21,7 @@ def _valid(span: Span) -> bool:
 
 
 def temporal_iou(pred: Span | None, gt: Span) -> float:
-    """Temporal IoU of two spans, as TimeLens computes it (reference DATA.md):
+    """Temporal IoU of two spans, as TimeLens computes it (docs/DATA.md §5):
 
         IoU(a, b) = max(min(a1, b1) - max(a0, b0), 0) / (max(a1, b1) - min(a0, b0))
 
@@ -42,7 +42,7 @@ def max_iou(pred: Span | None, gts: Sequence[Span]) -> float:
 
 
 def distance_weighted_iou(pred: Span | None, gt: Span, duration: float) -> float:
-    """Time-R1's timestamp-aware IoU reward (Wang et al., 2025, "Time-R1"; reference METHOD.md §2):
+    """Time-R1's timestamp-aware IoU reward (Wang et al., 2025, "Time-R1"; docs/OBJECTIVES.md §2):
 
         r = IoU(p, g) * (1 - |g_s - p_s| / D) * (1 - |g_e - p_e| / D)
 
@@ -62,8 +62,8 @@ def distance_weighted_iou(pred: Span | None, gt: Span, duration: float) -> float
 def tempsamp_soft_reward(
     r: float, tau: float = 0.8, alpha1: float = 0.01, alpha2: float = 1.0
 ) -> float:
-    """TempSamp-R1's non-linear soft reward shaping of an IoU reward r in [0, 1] (reference
-    METHOD.md §3; Li et al., 2025):
+    """TempSamp-R1's non-linear soft reward shaping of an IoU reward r in [0, 1] (see
+    docs/OBJECTIVES.md §3; Li et al., 2025):
 
         r' = tau + alpha1 * ln(r - tau + 1)                              if r >= tau
         r' = tau - (exp(alpha2 * (tau - r)) - 1) / (exp(alpha2) - 1)     otherwise

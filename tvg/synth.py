@@ -1,13 +1,14 @@
 """Synthetic temporal-grounding data that a tiny video model can learn on a CPU.
 
-Design (level 1 follows reference SYNTHETIC.md, the task measured as learnable in minutes):
+Design (level 1 is the prototype's task measured as learnable in minutes, docs/SYNTHETIC_DATA.md
+"Prototype measurements"):
 - Videos of 32 x 32 px at 1 fps, durations 8-32 s (even), grey background, ONE coloured square of
   12 px (8 named colours, random quadrant, +-2 px jitter) visible during one span; the query names
   the colour: "When is the {colour} square visible in the video? Give the start and end time in
   seconds."; the answer (tvg.prompts) "The event happens in {s:.1f} - {e:.1f} seconds.".
 - Frame k shows time t = k seconds; the square is drawn on frames with start <= t < end.
 - Span boundaries are even seconds (aligned to 2-frame groups). A span lasts 1 .. max(1,
-  round(0.4 * D / 2)) groups, its start uniform among the positions that fit. SYNTHETIC.md does
+  round(0.4 * D / 2)) groups, its start uniform among the positions that fit. The prototype did
   not state its span-length rule; this one reproduces its blind floor (mIoU ~28-31 for the answer
   "from ~20-25% to ~75-80% of the length").
 

@@ -1,6 +1,6 @@
 """Difficulty levels of the synthetic grounding task (see tvg/synth.py and docs/SYNTHETIC_DATA.md).
 
-Level 1 is the task measured as learnable on a 2-core CPU (reference SYNTHETIC.md); higher levels
+Level 1 is the task measured as learnable on a 2-core CPU (docs/SYNTHETIC_DATA.md); higher levels
 add distractors, shapes, shared attributes, longer videos, finer span boundaries and motion, for
 curricula and for GPU runs.
 """
@@ -77,7 +77,7 @@ LEVELS: dict[int, LevelSpec] = {
     1: LevelSpec(
         level=1,
         description=(
-            "SYNTHETIC.md's learned task: 32 px, 1 fps, 8-32 s, one 12 px square of a named "
+            "the prototype's learned task: 32 px, 1 fps, 8-32 s, one 12 px square of a named "
             "colour visible during one span aligned to 2-s groups"
         ),
     ),

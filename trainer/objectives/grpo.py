@@ -1,5 +1,5 @@
 """GRPO for temporal grounding: group-normalised advantages, the clipped loss, KL to a reference,
-dynamic filtering of zero-variance groups (reference METHOD.md §2).
+dynamic filtering of zero-variance groups (docs/OBJECTIVES.md §2).
 
 Sources: GRPO (Shao et al. 2024, DeepSeekMath); PPO clipping (Schulman et al. 2017); DAPO
 clip-higher, token-level mean and dynamic sampling (Yu et al. 2025); Dr.GRPO (Liu et al. 2025:
@@ -79,7 +79,7 @@ def group_advantages(
     unbiased_std: bool = True,
     include: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """GRPO's group-relative advantage of each completion (reference METHOD.md §2):
+    """GRPO's group-relative advantage of each completion (docs/OBJECTIVES.md §2):
 
         A_i = ( r_i - mean_g(r) ) / ( std_g(r) + eps )      scale_by_std=True (GRPO, TRL, verl)
         A_i =   r_i - mean_g(r)                              scale_by_std=False (Dr.GRPO)
@@ -112,7 +112,7 @@ def filter_zero_variance_groups(
     tol: float = 0.0,
     include: torch.Tensor | None = None,
 ) -> GroupFilter:
-    """DAPO's dynamic filtering (Yu et al. 2025; reference METHOD.md §2): a group whose rewards
+    """DAPO's dynamic filtering (Yu et al. 2025; docs/OBJECTIVES.md §2): a group whose rewards
     are all equal (max - min <= tol over its `include`d rows) has zero advantages and carries no
     signal; its rows are dropped.
 
@@ -172,7 +172,7 @@ def grpo_loss(
     kl_coef: float = 0.0,
     kl_estimator: str = "k3",
 ) -> LossOutput:
-    """The clipped GRPO / PPO policy loss per token, aggregated (reference METHOD.md §2):
+    """The clipped GRPO / PPO policy loss per token, aggregated (docs/OBJECTIVES.md §2):
 
         rho_t = exp( log pi_theta(y_t) - log pi_old(y_t) )
         l_t   = -min( rho_t A, clip(rho_t, 1 - eps_low, 1 + eps_high) A ) + kl_coef * KL_t

@@ -1,6 +1,6 @@
 """On-policy distillation (OPD) objectives: the paper's sampled-token form and its variants.
 
-Notation (reference METHOD.md §1): y_t the t-th token the student sampled, s_t = (x, y_<t),
+Notation (docs/OBJECTIVES.md §1): y_t the t-th token the student sampled, s_t = (x, y_<t),
 pi_theta the student being trained, pi_old the student that sampled (the rollout engine's weights),
 pi_T the teacher; all log-probs after the same temperature, vision placeholder tokens masked out.
 
@@ -11,10 +11,10 @@ Which is which:
   Oct 2025). It needs only the teacher's log-prob of each sampled token.
 - `opd_full_rkl_loss` is **the exact reverse KL** at each student-visited position, over the whole
   vocabulary (GKD with beta = 1 on student samples, Agarwal et al. 2024); `opd_union_topk_rkl_loss`
-  approximates it over the union of the student's and the teacher's top-k. reference/SYNTHETIC.md
-  measured the exact form 2-4x faster to a target and far more stable than the sampled-token form
-  on this project's synthetic task (gradient-norm median 0.83 / max 5.0 against 2.2 / 55): both are
-  offered, and measurements, not this module, pick the default.
+  approximates it over the union of the student's and the teacher's top-k. The prototype
+  (docs/SYNTHETIC_DATA.md) measured the exact form 2-4x faster to a target and far more stable
+  than the sampled-token form on this project's synthetic task (gradient-norm median 0.83 / max
+  5.0 against 2.2 / 55): both are offered, and measurements, not this module, pick the default.
 - `opd_topk_fkl_loss`, `opd_topk_rkl_loss`: forward / reverse KL on the teacher's top-k support.
 - `opd_k1_loss`, `opd_k3_loss`: the k1 / k3 estimators of reverse KL on the sampled token used as
   direct losses (not as an advantage).
@@ -51,7 +51,7 @@ def discounted_future_sum(
 
     discount = 0 returns the rewards unchanged (the Video-OPD setting and Thinking Machines'
     kl_discount_factor default). Source: Thinking Machines' on-policy distillation recipe
-    (kl_discount_factor); reference METHOD.md §1. Shapes (B, T); the result carries no gradient.
+    (kl_discount_factor); docs/OBJECTIVES.md §1. Shapes (B, T); the result carries no gradient.
     """
     if not 0.0 <= discount <= 1.0:
         raise ValueError(f"discount must be in [0, 1], got {discount!r}")
@@ -80,7 +80,7 @@ def opd_token_rewards(
 
     then, when discount > 0, replaced by its discounted future sum (`discounted_future_sum`).
     kl_coef = 1 and discount = 0 are the paper's setting and Thinking Machines' defaults
-    (kl_penalty_coef, kl_discount_factor). Source: reference METHOD.md §1. Shapes (B, T).
+    (kl_penalty_coef, kl_discount_factor). Source: docs/OBJECTIVES.md §1. Shapes (B, T).
     """
     bool_mask = validate_token_tensors(
         mask, old_logprobs=old_logprobs, teacher_logprobs=teacher_logprobs
@@ -99,7 +99,7 @@ def opd_loss(
     kl_coef: float = 1.0,
     discount: float = 0.0,
 ) -> LossOutput:
-    """The paper's sampled-token OPD loss (Video-OPD, Li et al. 2026; reference METHOD.md §1):
+    """The paper's sampled-token OPD loss (Video-OPD, Li et al. 2026; docs/OBJECTIVES.md §1):
 
         r_t = -kl_coef * ( log pi_old(y_t|s_t) - log pi_T(y_t|s_t) )        (no gradient)
         L   = - sum_t  r_t * exp( log pi_theta(y_t|s_t) - log pi_old(y_t|s_t) )
@@ -161,7 +161,7 @@ def reverse_kl_rows(
     on the valid entries: log p~(v) = log p(v) - logsumexp_{u valid} log p(u), giving a proper KL
     between the two conditional distributions on that support (>= 0). A valid entry where the
     student has mass and the teacher has log-prob -inf gives +inf (the true value).
-    Source: reference METHOD.md §1 (GKD beta = 1 on student samples).
+    Source: docs/OBJECTIVES.md §1 (GKD beta = 1 on student samples).
     """
     check_shape("teacher_logprob_rows", teacher_logprob_rows, student_logprob_rows.shape)
     neg_inf = torch.tensor(
@@ -196,8 +196,8 @@ def opd_full_rkl_loss(
 
         L = aggregate_t  kl_coef * sum_v p_theta(v|s_t) * ( log p_theta(v|s_t) - log p_T(v|s_t) )
 
-    (GKD with beta = 1 on student samples, Agarwal et al. 2024; reference METHOD.md §1, measured in
-    reference/SYNTHETIC.md as 2-4x faster and far more stable than the sampled-token `opd_loss`).
+    (GKD with beta = 1 on student samples, Agarwal et al. 2024; docs/OBJECTIVES.md §1, measured in
+    docs/SYNTHETIC_DATA.md as 2-4x faster and far more stable than the sampled-token `opd_loss`).
     The gradient is autograd of this closed form, through p_theta in both places.
 
     Args:
@@ -322,7 +322,7 @@ def opd_union_topk_rkl_loss(
     kl_coef: float = 1.0,
 ) -> LossOutput:
     """Reverse KL over the union of the student's and the teacher's top-k (a cheaper stand-in for
-    `opd_full_rkl_loss` when the teacher returns only its top-k; reference METHOD.md §1, §4):
+    `opd_full_rkl_loss` when the teacher returns only its top-k; docs/OBJECTIVES.md §1, §4):
 
         S_t = topk_theta(s_t) ∪ topk_T(s_t)
         L   = aggregate_t  kl_coef * sum_{v in S_t} p_theta(v) ( log p_theta(v) - log p_T(v) )
@@ -410,7 +410,7 @@ def opd_topk_fkl_loss(
     aggregation: str = DEFAULT_OPD_AGGREGATION,
     kl_coef: float = 1.0,
 ) -> LossOutput:
-    """Forward KL on the teacher's top-k support (reference METHOD.md §1; the paper's OP-FKD row):
+    """Forward KL on the teacher's top-k support (docs/OBJECTIVES.md §1; the paper's OP-FKD row):
 
         L = aggregate_t  kl_coef * sum_{v in topk_T(s_t)} p_T(v) ( log p_T(v) - log p_theta(v) )
 
@@ -450,8 +450,8 @@ def opd_topk_rkl_loss(
     aggregation: str = DEFAULT_OPD_AGGREGATION,
     kl_coef: float = 1.0,
 ) -> LossOutput:
-    """Reverse KL restricted to the teacher's top-k support S_t, renormalised on it (reference
-    METHOD.md §1; the paper's OP-RKD row). Exactly:
+    """Reverse KL restricted to the teacher's top-k support S_t, renormalised on it (see
+    docs/OBJECTIVES.md §1; the paper's OP-RKD row). Exactly:
 
         log q_theta(v) = log p_theta(v) - logsumexp_{u in S_t} log p_theta(u)
         log q_T(v)     = log p_T(v)     - logsumexp_{u in S_t} log p_T(u)
@@ -525,8 +525,8 @@ def opd_k1_loss(
     aggregation: str = DEFAULT_OPD_AGGREGATION,
     kl_coef: float = 1.0,
 ) -> LossOutput:
-    """The k1 estimator of reverse KL on the sampled token, as a direct loss (reference
-    METHOD.md §1 variant list; Schulman 2020):
+    """The k1 estimator of reverse KL on the sampled token, as a direct loss (see
+    docs/OBJECTIVES.md §1 variant list; Schulman 2020):
 
         L = aggregate_t  kl_coef * ( log pi_theta(y_t|s_t) - log pi_T(y_t|s_t) )
 
@@ -545,8 +545,8 @@ def opd_k3_loss(
     aggregation: str = DEFAULT_OPD_AGGREGATION,
     kl_coef: float = 1.0,
 ) -> LossOutput:
-    """The k3 estimator of reverse KL on the sampled token, as a direct loss (reference
-    METHOD.md §1 variant list; Schulman 2020):
+    """The k3 estimator of reverse KL on the sampled token, as a direct loss (see
+    docs/OBJECTIVES.md §1 variant list; Schulman 2020):
 
         rho_t = pi_T(y_t|s_t) / pi_theta(y_t|s_t)
         L     = aggregate_t  kl_coef * ( rho_t - 1 - log rho_t )

@@ -36,7 +36,7 @@ def grounding_reward(
     format_weight: float = 0.0,
     eos_weight: float = 0.0,
 ) -> dict[str, float]:
-    """The reward of one completion, with its components (reference METHOD.md §2, §3):
+    """The reward of one completion, with its components (docs/OBJECTIVES.md §2, §3):
 
         total = accuracy + format_weight * format + eos_weight * eos
 
@@ -46,8 +46,8 @@ def grounding_reward(
       `duration`), then TempSamp-R1's soft shaping when `soft` (tvg.rewards.tempsamp_soft_reward);
     - format: tvg.rewards.format_reward for `style` (1 on a full match of the answer format);
     - eos: 1 when the completion ended on its own (`finish_reason == "stop"`), 0 when cut by the
-      token limit: an end-of-sequence reward (not published; reference/SYNTHETIC.md saw GRPO drop
-      the end token). `eos_weight` > 0 needs `finish_reason`.
+      token limit: an end-of-sequence reward (not published; the prototype saw GRPO drop
+      the end token, docs/SYNTHETIC_DATA.md). `eos_weight` > 0 needs `finish_reason`.
 
     `total` equals tvg.rewards.answer_reward(...) plus the eos term (tests check it).
     """
@@ -80,7 +80,7 @@ def grpo_reward(
     format_weight: float = 0.0,
     eos_weight: float = 0.0,
 ) -> dict[str, float]:
-    """GRPO's grounding reward (reference METHOD.md §2): IoU (optionally Time-R1's distance
+    """GRPO's grounding reward (docs/OBJECTIVES.md §2): IoU (optionally Time-R1's distance
     weighting) + optional format and end-of-sequence terms; defaults = the IoU alone (TimeLens)."""
     return grounding_reward(
         answer,
@@ -103,7 +103,7 @@ def tempsamp_reward(
     finish_reason: str | None = None,
     eos_weight: float = 0.0,
 ) -> dict[str, float]:
-    """TempSamp-R1's reward (reference METHOD.md §3): soft-shaped IoU + 0.1 * format reward, with
+    """TempSamp-R1's reward (docs/OBJECTIVES.md §3): soft-shaped IoU + 0.1 * format reward, with
     tau = 0.8, alpha1 = 0.01, alpha2 = 1 (tvg.rewards.tempsamp_soft_reward's defaults). Under the
     hybrid CoT schedule pass the phase's style and format weight (`tempsamp.hybrid_cot_phase`)."""
     return grounding_reward(
@@ -133,7 +133,7 @@ def ground_truth_completion(
     span: Span, style: str | PromptStyle = "tempsamp", reasoning: str = ""
 ) -> str:
     """The TempSamp-R1 off-policy completion for ground-truth `span`, from the prompt style's answer
-    template (reference METHOD.md §3), e.g. "<answer>12.54 to 17.83</answer>" for "tempsamp"
+    template (docs/OBJECTIVES.md §3), e.g. "<answer>12.54 to 17.83</answer>" for "tempsamp"
     (times to two decimals). CoT styles get `reasoning` inside <think></think> (empty by default:
     what the GT row should reason was not published). Tokenisation is the caller's.
     """

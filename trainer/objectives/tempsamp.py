@@ -1,4 +1,4 @@
-"""TempSamp-R1: GRPO with one ground-truth completion per group (reference METHOD.md §3).
+"""TempSamp-R1: GRPO with one ground-truth completion per group (docs/OBJECTIVES.md §3).
 
 Source: Li et al. 2025, "TempSamp-R1: Effective Temporal Sampling with Reinforcement Fine-Tuning
 for Video LLMs" (code by its authors, now on EasyR1 / verl).
@@ -41,8 +41,8 @@ def ground_truth_old_logprobs(
         log pi_old(y_t) := stopgrad(log pi_theta(y_t))        for the GT rows
 
     so rho_t = exp(log pi_theta - stopgrad(log pi_theta)) = 1 exactly while d rho_t / d theta =
-    grad log pi_theta: the GT row is trained as an on-policy sample (TempSamp-R1; reference
-    METHOD.md §3). `old_logprobs` None means every row is on-policy (all replaced).
+    grad log pi_theta: the GT row is trained as an on-policy sample (TempSamp-R1; see
+    docs/OBJECTIVES.md §3). `old_logprobs` None means every row is on-policy (all replaced).
     Shapes: logprobs / old_logprobs (B, T), is_ground_truth (B,).
     """
     check_shape("is_ground_truth", is_ground_truth, logprobs.shape[:1])
@@ -60,11 +60,11 @@ def downscale_ground_truth_rewards(
     max_reward: float | None = None,
 ) -> torch.Tensor:
     """TempSamp-R1's "reward down-scaling" ablation: cap the GT row's reward at `cap` of the
-    maximum (reference METHOD.md §3: "cap ~0.8 of the maximum"):
+    maximum (docs/OBJECTIVES.md §3: "cap ~0.8 of the maximum"):
 
         r_GT' = min( r_GT, cap * R_max )
 
-    METHOD.md does not say which maximum; this project's documented default (`max_reward` None)
+    The paper does not say which maximum; this project's documented default (`max_reward` None)
     takes R_max = r_GT itself (the GT completion earns the maximum attainable reward by
     construction), i.e. r_GT' = cap * r_GT. Give `max_reward` to use a fixed maximum instead
     (e.g. 1.1 for soft IoU + 0.1 * format). On-policy rows are unchanged. Shapes (N,).
@@ -86,7 +86,7 @@ def anchored_advantages(
     scale_by_std: bool = True,
     unbiased_std: bool = True,
 ) -> torch.Tensor:
-    """TempSamp-R1's "advantage anchoring" ablation (reference METHOD.md §3):
+    """TempSamp-R1's "advantage anchoring" ablation (docs/OBJECTIVES.md §3):
 
         A_i  = ( r_i - mean_on(r) ) / ( std_on(r) + eps )     on-policy rows, stats without GT
         A_GT = factor * max_{i on-policy in the group} A_i     (factor = 1.2)
@@ -127,7 +127,7 @@ def tempsamp_advantages(
     scale_by_std: bool = True,
     unbiased_std: bool = True,
 ) -> torch.Tensor:
-    """Advantages of a TempSamp-R1 batch (reference METHOD.md §3):
+    """Advantages of a TempSamp-R1 batch (docs/OBJECTIVES.md §3):
 
     - "mixed" (the paper's method): GRPO's group normalisation with the GT row inside the group's
       mean and std;
@@ -206,10 +206,10 @@ def tempsamp_loss(
         L    = grpo_loss(logprobs, A, mask, old, ...)
 
     `rewards` (N,) are already shaped (soft IoU + 0.1 * format: `rewards.tempsamp_reward`). Not
-    published in METHOD.md and chosen here: aggregation "token_mean" (EasyR1 / verl's default),
+    published by the paper and chosen here: aggregation "token_mean" (EasyR1 / verl's default),
     kl_coef 0 (the paper's figure mentions a KL penalty without a published coefficient), no
     dynamic filtering. Logged reward metrics exclude the GT rows (`on_policy_reward_stats`).
-    Source: reference METHOD.md §3.
+    Source: docs/OBJECTIVES.md §3.
     """
     check_shape("rewards", rewards, mask.shape[:1])
     check_shape("is_ground_truth", is_ground_truth, mask.shape[:1])
@@ -280,7 +280,7 @@ def hybrid_cot_phase(
     phase1_format_weight: float = 0.0,
     phase2_format_weight: float = 0.1,
 ) -> CoTPhase:
-    """TempSamp-R1's hybrid CoT as two phases (reference METHOD.md §3): steps [0, phase1_steps)
+    """TempSamp-R1's hybrid CoT as two phases (docs/OBJECTIVES.md §3): steps [0, phase1_steps)
     train answer-only prompts ("tempsamp" style) without a format reward; later steps train CoT
     prompts ("tempsamp_cot": reasoning in <think></think>, then the answer tag) with the format
     reward at weight 0.1 (the paper's "+ 0.1 * format reward"). The phase lengths and whether phase
