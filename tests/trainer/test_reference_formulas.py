@@ -4,7 +4,7 @@ verl's formulas are restated below as small plain-torch reference functions (`ve
 citing the verl function it follows (volcengine/verl, verl/trainer/ppo/core_algos.py as of commit
 012be9d9dc, and verl/utils/torch_functional.py); they are re-implementations of the formulas, not
 verl's code. TempSamp-R1's reward shaping is checked against the formula of its paper (Li et al.
-2025, as docs/OBJECTIVES.md and reference METHOD.md §3 state it). Every comparison runs in
+2025, as docs/OBJECTIVES.md §3 states it). Every comparison runs in
 float64 with tolerance TOL = 1e-6, on random tensors with fixed seeds and several group layouts
 (groups of 2..8 rows, a zero-variance group, a binary-reward group, padding in the mask), plus
 hand-worked vectors whose numbers are derived in the comments.
