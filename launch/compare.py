@@ -40,8 +40,7 @@ class ArmSpec:
 _RL_REMEDIES = (
     "reward.format_weight=0.2",
     "reward.eos_weight=0.2",
-    "reward.dynamic_filtering=true",
-    "trainer.objective_kwargs={kl_coef: 0.04, kl_estimator: k3}",
+    "trainer.objective_kwargs={kl_coef: 0.04, kl_estimator: k3, filter_zero_variance: true}",
 )
 ARMS: dict[str, ArmSpec] = {
     "opd": ArmSpec(

@@ -17,6 +17,13 @@ from trainer.lr_schedule import SCHEDULES
 PRESET_DIR = Path(__file__).parent / "configs"
 
 
+# Settings that moved: an objective's options live in one place, trainer.objective_kwargs.
+MOVED_KEYS: dict[str, str] = {
+    "reward.dynamic_filtering": "trainer.objective_kwargs.filter_zero_variance",
+    "reward.tempsamp_variant": "trainer.objective_kwargs.variant",
+}
+
+
 class ConfigError(ValueError):
     """A configuration file or override is invalid; the message names the key and the source."""
 
@@ -103,9 +110,16 @@ class LearnerConfig:
 class TrainerConfig:
     """The objective and the loop's length (`steps`, and optionally a wall-clock `budget_s`)."""
 
+    # A registered objective or an alias (resolved once, when the config is loaded).
     objective: str = "opd"
+    # The objective's options (its spec lists them: advantage, step and loss options).
     objective_kwargs: dict[str, Any] = field(default_factory=dict)
     prompts_per_step: int = 8
+    # PPO-style reuse of each rollout batch: `ppo_epochs` passes over it, each split into
+    # `ppo_mini_batches` optimizer updates (verl's ppo_epochs / ppo_mini_batch_size). With
+    # 1 x 1 the batch is on-policy for its only update and a PPO clip never acts.
+    ppo_epochs: int = 1
+    ppo_mini_batches: int = 1
     steps: int = 100
     seed: int = 0
     budget_s: float | None = None
@@ -124,8 +138,6 @@ class RewardConfig:
     format_weight: float = 0.0
     eos_weight: float = 0.0
     distance_weighted: bool = False
-    dynamic_filtering: bool = False
-    tempsamp_variant: str = "mixed"
 
 
 @dataclass
@@ -309,6 +321,8 @@ def load_config(path_or_preset: str | None = None, overrides: list[str] | None =
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or ""
         message = str(exc).splitlines()[0]
+        if key in MOVED_KEYS:
+            message = f"this setting is now {MOVED_KEYS[key]}"
         raise ConfigError(f"{source}: key {key!r}: {message}") from None
     assert isinstance(config, RunConfig)
     validate_config(config)
@@ -336,17 +350,13 @@ def validate_config(config: RunConfig) -> None:
         (config.trainer.prompts_per_step >= 1, "trainer.prompts_per_step must be >= 1"),
         (config.data.fps > 0, "data.fps must be > 0"),
         (config.checkpoint.keep_last >= 1, "checkpoint.keep_last must be >= 1"),
-        (
-            config.reward.tempsamp_variant in ("mixed", "downscale", "anchor"),
-            "reward.tempsamp_variant must be mixed|downscale|anchor",
-        ),
     ]
     for ok, message in checks + _range_checks(config) + _curriculum_checks(config.curriculum):
         if not ok:
             raise ConfigError(message)
     if config.teacher.backend == "remote" and not config.teacher.url:
         raise ConfigError("teacher.url is required when teacher.backend=remote")
-    _check_objective(config.trainer.objective, config.trainer.objective_kwargs)
+    _check_objective(config)
     _check_fault(config)
 
 
@@ -371,6 +381,8 @@ def _range_checks(config: RunConfig) -> list[tuple[bool, str]]:
         (teacher.timeout_s > 0, "teacher.timeout_s must be > 0"),
         (config.learner.timeout_s > 0, "learner.timeout_s must be > 0"),
         (trainer.max_recoveries >= 0, "trainer.max_recoveries must be >= 0"),
+        (trainer.ppo_epochs >= 1, "trainer.ppo_epochs must be >= 1"),
+        (trainer.ppo_mini_batches >= 1, "trainer.ppo_mini_batches must be >= 1"),
         (config.learner.micro_batch_size >= 1, "learner.micro_batch_size must be >= 1"),
         (config.learner.warmup_steps >= 0, "learner.warmup_steps must be >= 0"),
         (
@@ -384,26 +396,88 @@ def _range_checks(config: RunConfig) -> list[tuple[bool, str]]:
     ]
 
 
-def _check_objective(objective: str, options: dict[str, Any]) -> None:
-    """The objective must be registered and its options known (else the first step fails)."""
-    from trainer.objectives.registry import get_objective_spec
+def _check_objective(config: RunConfig) -> None:
+    """The objective must be registered (an alias is resolved here, once), its options known and
+    valid (a dry run of its advantage and loss on a tiny batch), and the run shaped as it needs
+    (groups of its minimum size)."""
+    from trainer.objectives.registry import UNION_ONLY_OPTIONS, get_objective_spec
 
+    trainer = config.trainer
     try:
-        spec = get_objective_spec(objective)
+        spec = get_objective_spec(trainer.objective)
     except ValueError as exc:
         raise ConfigError(f"trainer.objective: {exc}") from None
+    trainer.objective = spec.name
+    options = dict(trainer.objective_kwargs)
     unknown = sorted(set(options) - set(spec.options()))
     if unknown:
         raise ConfigError(
             f"trainer.objective_kwargs: unknown option(s) {unknown} for objective "
-            f"{objective!r}; known: {', '.join(spec.options())}"
+            f"{spec.name!r}; known: {', '.join(spec.options())}"
         )
+    inert = spec.inert_options(options)
+    if spec.teacher == "full" and config.teacher.top_k <= 0:
+        inert += [
+            f"{name} (acts only on the union-of-top-k form: teacher.top_k > 0)"
+            for name in options
+            if name in UNION_ONLY_OPTIONS
+        ]
+    if inert:
+        raise ConfigError(
+            f"trainer.objective_kwargs for objective {spec.name!r}: option(s) that would change "
+            f"nothing here: {'; '.join(inert)}"
+        )
+    try:
+        dry_run_objective(spec.name, options)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"trainer.objective_kwargs {options} for objective {spec.name!r}: {exc}"
+        ) from None
+    if spec.samples and config.rollout.n < spec.min_group_size:
+        raise ConfigError(
+            f"objective {spec.name!r} learns from groups of >= {spec.min_group_size} sampled "
+            f"completions per prompt (a group of one has advantage 0); rollout.n="
+            f"{config.rollout.n}"
+        )
+
+
+def dry_run_objective(objective: str, options: dict[str, Any]) -> None:
+    """Run the objective's advantage and loss with `options` on a tiny batch (two groups of two
+    rows, every input field filled), so that a bad option value fails when the config is loaded
+    instead of inside the first training step."""
+    import torch
+
+    from trainer.objectives.registry import ObjectiveInputs, get_objective
+
+    gen = torch.Generator().manual_seed(0)
+    batch, length, vocab = 4, 3, 5
+    rows = torch.log_softmax(torch.randn(batch, length, vocab, generator=gen), -1)
+    teacher = torch.log_softmax(torch.randn(batch, length, vocab, generator=gen), -1)
+    tokens = torch.zeros(batch, length, 1, dtype=torch.long)
+    top_lp, top_ids = teacher.topk(2, -1)
+    logprobs = rows.gather(-1, tokens)[..., 0]
+    inputs = ObjectiveInputs(
+        logprobs=logprobs,
+        mask=torch.ones(batch, length),
+        old_logprobs=logprobs.detach(),
+        teacher_logprobs=teacher.gather(-1, tokens)[..., 0],
+        ref_logprobs=logprobs.detach() - 0.1,
+        rewards=torch.tensor([0.0, 1.0, 0.5, 0.2]),
+        group_ids=torch.tensor([0, 0, 1, 1]),
+        is_ground_truth=torch.tensor([False, True, False, True]),
+        student_logprob_rows=rows,
+        teacher_topk_ids=top_ids,
+        teacher_topk_logprobs=top_lp,
+    )
+    output = get_objective(objective)(inputs, **options)
+    if not bool(torch.isfinite(output.loss)):
+        raise ValueError(f"the options give a non-finite loss ({float(output.loss)})")
 
 
 def _check_fault(config: RunConfig) -> None:
     """`fault.kill` must be KIND@STEP, within the run, and name a phase the objective has."""
     from launch.faults import parse_fault
-    from launch.step_logic import needs_teacher
+    from trainer.objectives.registry import get_objective_spec
 
     text = config.fault.kill
     if text is None:
@@ -418,10 +492,13 @@ def _check_fault(config: RunConfig) -> None:
             f"fault.kill={text}: step {spec.step} is after the run's last step "
             f"(trainer.steps={config.trainer.steps})"
         )
-    if spec.kind == "teacher" and not needs_teacher(objective):
+    objective_spec = get_objective_spec(objective)
+    if spec.kind == "teacher" and not objective_spec.needs_teacher:
         raise ConfigError(f"fault.kill={text}: objective {objective!r} has no teacher phase")
-    if spec.kind == "rollout" and objective == "sft":
-        raise ConfigError(f"fault.kill={text}: objective 'sft' samples nothing (no rollout phase)")
+    if spec.kind == "rollout" and not objective_spec.samples:
+        raise ConfigError(
+            f"fault.kill={text}: objective {objective!r} samples nothing (no rollout phase)"
+        )
 
 
 def _curriculum_checks(c: CurriculumConfig) -> list[tuple[bool, str]]:

@@ -9,6 +9,7 @@ the same loop on the same data order, seed and hardware.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -36,11 +37,10 @@ from launch.step_logic import (
     assign_rewards,
     batch_metrics,
     inject_ground_truth,
-    needs_teacher,
-    teacher_top_k,
 )
 from launch.tiny_models.build import count_parameters
-from trainer.lr_schedule import budget_progress, lr_multiplier
+from trainer.lr_schedule import budget_progress
+from trainer.objectives.registry import get_objective_spec
 
 
 def init_ray(config: RunConfig) -> None:
@@ -59,6 +59,19 @@ def init_ray(config: RunConfig) -> None:
         include_dashboard=False,
         configure_logging=False,
     )
+
+
+def progress_postfix(last: dict[str, Any], step: int | None = None) -> dict[str, str]:
+    """The progress bar's postfix after a step: the step (given under a wall-clock budget), the
+    loss, and the sampled answers' mean IoU and the validation mIoU only where the step has them
+    (an SFT step samples nothing, so it has no IoU)."""
+    postfix: dict[str, str] = {} if step is None else {"step": str(step)}
+    postfix["loss"] = f"{last['loss']:.3f}"
+    if np.isfinite(last.get("iou_mean", np.nan)):
+        postfix["iou"] = f"{last['iou_mean']:.2f}"
+    if "val" in last:
+        postfix["val_mIoU"] = f"{last['val'].get('mIoU', float('nan')):.1f}"
+    return postfix
 
 
 @dataclass
@@ -115,6 +128,9 @@ class Driver:
 
     def __init__(self, config: RunConfig, resume: bool = False) -> None:
         self.config = config
+        # What the objective needs and accepts: read from its spec, nowhere else.
+        self.spec = get_objective_spec(config.trainer.objective)
+        self.last_lr = float("nan")
         self.out = Path(config.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         if not resume:
@@ -209,11 +225,11 @@ class Driver:
             ),
         )
         self.teacher = None
-        if needs_teacher(cfg.trainer.objective):
+        if self.spec.needs_teacher:
             self.teacher = self._scoring_pool(
                 backend=cfg.teacher.backend,
                 model=cfg.model.teacher if cfg.teacher.backend != "remote" else "",
-                top_k=teacher_top_k(cfg.trainer.objective, len(self.tokenizer), cfg.teacher.top_k),
+                top_k=self.spec.teacher_top_k(len(self.tokenizer), cfg.teacher.top_k),
                 num_workers=cfg.teacher.num_workers,
                 url=cfg.teacher.url or "",
                 **({"token_env": cfg.teacher.token_env} if cfg.teacher.token_env else {}),
@@ -237,7 +253,7 @@ class Driver:
                 betas=(float(learner.betas[0]), float(learner.betas[1])),
                 weight_decay=learner.weight_decay,
                 warmup_steps=learner.warmup_steps,
-                total_steps=cfg.trainer.steps,
+                total_steps=cfg.trainer.steps * updates_per_step(cfg),
                 schedule=learner.schedule,
                 min_lr_ratio=learner.min_lr_ratio,
                 grad_clip=learner.grad_clip,
@@ -254,16 +270,17 @@ class Driver:
 
     def _start_reference(self) -> Any:
         """A scoring pool on the frozen reference (default: the initial student) when the
-        objective has a KL penalty (objective_kwargs.kl_coef > 0); else None."""
+        objective has a KL penalty (a spec that takes one, objective_kwargs.kl_coef > 0); else
+        None. Sized like the teacher's pool (teacher.num_workers)."""
         cfg = self.config
         kl_coef = float(cfg.trainer.objective_kwargs.get("kl_coef", 0.0) or 0.0)
-        if kl_coef <= 0:
+        if not self.spec.accepts_reference or kl_coef <= 0:
             return None
         return self._scoring_pool(
             backend=cfg.teacher.backend if cfg.teacher.backend != "remote" else "hf",
             model=cfg.model.reference or cfg.model.student,
             top_k=0,
-            num_workers=1,
+            num_workers=cfg.teacher.num_workers,
         )
 
     def _scoring_pool(
@@ -333,6 +350,7 @@ class Driver:
 
         cfg = self.config
         objective = cfg.trainer.objective
+        options = dict(cfg.trainer.objective_kwargs)
         t0 = time.perf_counter()
         # --- curriculum refresh (issue 7): first selection, new round, or every K steps ---
         if getattr(self.sampler, "needs_refresh", None) and self.sampler.needs_refresh(self.step):
@@ -341,7 +359,7 @@ class Driver:
         # --- end curriculum refresh ---
         indices = self.sampler.next_indices(cfg.trainer.prompts_per_step)
         prompts = [self.train_prompts[i] for i in indices]
-        if objective == "sft":  # supervised arm: the ground-truth answers, nothing sampled
+        if not self.spec.samples:  # supervised arm: the ground-truth answers, nothing sampled
             batch = RolloutBatch(prompts=prompts)
             inject_ground_truth(
                 batch, self.tokenizer, self.tokenizer.eos_token_id, require_samples=False
@@ -359,18 +377,20 @@ class Driver:
                         seed=cfg.trainer.seed * 100_003 + self.step,
                     ),
                 )
-        if objective == "tempsamp":
+        if self.spec.ground_truth == "per_group":  # TempSamp-R1's injected row per group
             inject_ground_truth(batch, self.tokenizer, self.tokenizer.eos_token_id)
         if self.teacher is not None and batch.trajectories:
             self.faults.before("teacher", self.step + 1, self)
             with self.timer.phase("teacher"):
                 self.teacher.score_batch(batch)
-        if self.reference is not None and batch.trajectories:
-            with self.timer.phase("reference"):
-                self.reference.score_batch(batch, target="reference")
+        sampled_rows = [t for t in batch.trajectories if not t.is_ground_truth]
+        if self.reference is not None and sampled_rows:
+            with self.timer.phase("reference"):  # sampled rows only: never the injected ones
+                view = dataclasses.replace(batch, trajectories=sampled_rows)
+                self.reference.score_batch(view, target="reference")
         with self.timer.phase("reward"):
             assign_rewards(batch, objective, cfg.reward)
-            filtering = assign_advantages(batch, objective, cfg.reward)
+            filtering = assign_advantages(batch, objective, options)
         learner_lp = None
         entropy = float("nan")
         seq_tokens = sum(
@@ -387,36 +407,37 @@ class Driver:
                 learner_lp = [r["logprobs"] for r in rows]
                 entropy = float(np.concatenate([r["entropy"] for r in rows]).mean())
             # Dynamic filtering can drop every group (all rewards equal): no update this step.
-            results = (
-                self.learners.train_step(
-                    batch.prompts,
-                    batch.trajectories,
-                    objective,
-                    dict(cfg.trainer.objective_kwargs),
-                    time_progress=budget_progress(self.train_seconds, cfg.trainer.budget_s),
+            updates = []
+            for part in ppo_mini_batches(batch.trajectories, cfg, self.step):
+                updates.append(
+                    self.learners.train_step(
+                        batch.prompts,
+                        part,
+                        objective,
+                        options,
+                        time_progress=budget_progress(self.train_seconds, cfg.trainer.budget_s),
+                    )
                 )
-                if batch.trajectories
-                else []
-            )
             learner_s = time.perf_counter() - t_learner
-        flops = learner_flops(self.num_params, seq_tokens, seq_tokens if learner_lp else 0)
+        # Each PPO epoch passes over the whole batch once (forward and backward).
+        trained_tokens = seq_tokens * cfg.trainer.ppo_epochs if updates else 0
+        flops = learner_flops(self.num_params, trained_tokens, seq_tokens if learner_lp else 0)
         self.step += 1
         self.faults.before("sync", self.step, self)
         final = final or self.step == cfg.trainer.steps
         evaluating = self.step % cfg.eval.every_steps == 0 or final
         # Supervised steps sample nothing: the engines only need the weights to evaluate.
-        if objective != "sft" or evaluating:
+        if self.spec.samples or evaluating:
             with self.timer.phase("sync"):
                 self._sync_weights(version=self.step)
         record: dict[str, Any] = {"step": self.step, "objective": objective}
         record["sample_ids"] = [p.sample_id for p in prompts]  # what this step trained on
         record.update(batch_metrics(batch, learner_lp))
         record.update(filtering)
-        record["loss"] = float(sum(r.loss for r in results))
-        record["grad_norm"] = results[0].grad_norm if results else 0.0
-        record["skipped_update"] = not results or any(r.skipped for r in results)
-        record["tokens_trained"] = float(sum(r.num_tokens for r in results))
-        record["lr"] = self._lr()
+        record.update(update_summary(updates))
+        if updates:
+            self.last_lr = updates[0][0].lr  # read back from rank 0: the lr the step used
+        record["lr"] = self.last_lr
         record["entropy"] = entropy
         record["learner_flops"] = flops
         record["learner_mfu"] = mfu(flops, learner_s, self.peak_flops, cfg.learner.num_ranks)
@@ -440,17 +461,6 @@ class Driver:
         record["train_seconds"] = self.train_seconds
         self.ledger.log(record)
         return record
-
-    def _lr(self) -> float:
-        cfg = self.config
-        return cfg.learner.lr * lr_multiplier(
-            self.step,
-            cfg.learner.warmup_steps,
-            cfg.trainer.steps,
-            cfg.learner.schedule,
-            cfg.learner.min_lr_ratio,
-            budget_progress(self.train_seconds, cfg.trainer.budget_s),
-        )
 
     def evaluate(self) -> EvalResult:
         """Greedy evaluation of the current student on the validation split."""
@@ -519,12 +529,7 @@ class Driver:
                 bar.update(self._bar_position() - bar.n)
                 continue
             bar.update(self._bar_position() - bar.n)
-            postfix = {"loss": f"{last['loss']:.3f}", "iou": f"{last['iou_mean']:.2f}"}
-            if budget:
-                postfix = {"step": str(self.step), **postfix}
-            if "val" in last:
-                postfix["val_mIoU"] = f"{last['val'].get('mIoU', float('nan')):.1f}"
-            bar.set_postfix(postfix)
+            bar.set_postfix(progress_postfix(last, self.step if budget else None))
             if final:
                 print(f"[train] wall-clock budget of {budget:.0f} s of training reached")
                 break
@@ -607,6 +612,54 @@ class Driver:
         for group in (self.rollout, self.teacher, self.reference, self.learners):
             if group is not None:
                 group.shutdown()
+
+
+def updates_per_step(config: RunConfig) -> int:
+    """Optimizer updates per training step: PPO epochs x mini-batches."""
+    return config.trainer.ppo_epochs * config.trainer.ppo_mini_batches
+
+
+def ppo_mini_batches(trajectories: list[Any], config: RunConfig, step: int) -> list[list[Any]]:
+    """The step's updates: `trainer.ppo_epochs` passes over the batch, each split into
+    `trainer.ppo_mini_batches` parts (fewer if the batch is smaller); the first pass keeps the
+    batch's order, later ones shuffle it with a generator seeded by (seed, step, epoch), so a
+    resumed run repeats them. An empty batch gives no update."""
+    if not trajectories:
+        return []
+    parts: list[list[Any]] = []
+    count = min(config.trainer.ppo_mini_batches, len(trajectories))
+    for epoch in range(config.trainer.ppo_epochs):
+        order = np.arange(len(trajectories))
+        if epoch:
+            rng = np.random.default_rng([config.trainer.seed, step, epoch])
+            order = rng.permutation(order)
+        for chunk in np.array_split(order, count):
+            parts.append([trajectories[i] for i in chunk])
+    return parts
+
+
+def update_summary(updates: list[list[Any]]) -> dict[str, Any]:
+    """Ledger fields of a step's learner updates (each a list of per-rank StepResults): loss and
+    grad-norm averaged over updates, whether any was skipped, tokens per update, and the
+    learner's loss metrics (clip fraction, importance ratio, KL to the reference, ...) as the
+    step-global value of each update (ranks summed: each rank's value is already weighted by its
+    share), averaged over updates, under "learner"."""
+    results = [r for update in updates for r in update]
+    out: dict[str, Any] = {
+        "updates": len(updates),
+        "loss": float(np.mean([sum(r.loss for r in u) for u in updates])) if updates else 0.0,
+        "grad_norm": float(np.mean([u[0].grad_norm for u in updates])) if updates else 0.0,
+        "skipped_update": not results or any(r.skipped for r in results),
+        "tokens_trained": float(sum(r.num_tokens for r in results)) / max(len(updates), 1),
+    }
+    learner: dict[str, float] = {}
+    for update in updates:
+        for result in update:
+            for key, value in result.metrics.items():
+                learner[key] = learner.get(key, 0.0) + float(value) / len(updates)
+    if learner:
+        out["learner"] = learner
+    return out
 
 
 def model_dtype(config: RunConfig) -> str:

@@ -2,8 +2,9 @@
 
 - `inject_ground_truth`: TempSamp-R1 adds one ground-truth completion per group.
 - `assign_rewards`: every trajectory gets its reward components (IoU, format, ...).
-- `assign_advantages`: GRPO / TempSamp-R1 group advantages over the whole step, with optional
-  dynamic filtering of zero-variance groups.
+- `assign_advantages`: GRPO / TempSamp-R1 group advantages over the whole step with the
+  objective's advantage options, and optional dynamic filtering of groups without signal.
+What each objective needs comes from its `ObjectiveSpec` (trainer.objectives.registry).
 - `batch_metrics`: reward / IoU statistics (ground-truth rows excluded), the teacher-student
   reverse KL on the sampled tokens, the rollout-vs-learner log-prob mismatch, token counts.
 """
@@ -17,31 +18,11 @@ import numpy as np
 import torch
 
 from rollout.batch import RolloutBatch, Trajectory
-from trainer.objectives import (
-    filter_zero_variance_groups,
-    group_advantages,
-    tempsamp_advantages,
-)
+from trainer.objectives import filter_zero_variance_groups
+from trainer.objectives.grpo import groups_with_signal
+from trainer.objectives.registry import get_objective_spec
 from trainer.objectives.rewards import ground_truth_completion, grpo_reward, tempsamp_reward
 from tvg.parsing import parse_span
-
-TEACHER_OBJECTIVES = ("opd", "opd_full_rkl", "opd_topk_fkl", "opd_topk_rkl", "opd_k1", "opd_k3")
-ADVANTAGE_OBJECTIVES = ("grpo", "tempsamp")
-
-
-def needs_teacher(objective: str) -> bool:
-    """Whether the objective reads teacher scores."""
-    return objective in TEACHER_OBJECTIVES
-
-
-def teacher_top_k(objective: str, vocab_size: int, configured: int) -> int:
-    """Teacher top-k the objective needs: the full vocabulary for the exact reverse KL when it is
-    small enough (tiny models), the configured k for top-k variants, else 0."""
-    if objective == "opd_full_rkl":
-        return vocab_size if configured <= 0 else configured
-    if objective in ("opd_topk_fkl", "opd_topk_rkl"):
-        return max(configured, 1)
-    return configured
 
 
 def inject_ground_truth(
@@ -84,10 +65,12 @@ def inject_ground_truth(
 
 
 def assign_rewards(batch: RolloutBatch, objective: str, reward_cfg: Any) -> None:
-    """Fill `Trajectory.rewards` ("iou", "format", ..., "total") for every trajectory."""
+    """Fill `Trajectory.rewards` ("iou", "format", ..., "total") for every trajectory, with the
+    reward composition the objective's spec names (TempSamp-R1's soft shaping, else GRPO's)."""
+    shaping = get_objective_spec(objective).reward
     for traj in batch.trajectories:
         spec = batch.prompts[traj.prompt_index]
-        if objective == "tempsamp":
+        if shaping == "tempsamp":
             parts = tempsamp_reward(
                 traj.text,
                 spec.spans,
@@ -110,31 +93,40 @@ def assign_rewards(batch: RolloutBatch, objective: str, reward_cfg: Any) -> None
         traj.rewards.update(parts)
 
 
-def assign_advantages(batch: RolloutBatch, objective: str, reward_cfg: Any) -> dict[str, float]:
-    """Group advantages over the whole step (GRPO / TempSamp-R1); drops zero-variance groups when
-    dynamic filtering is on. Returns filtering statistics."""
-    if objective not in ADVANTAGE_OBJECTIVES or not batch.trajectories:
+def assign_advantages(
+    batch: RolloutBatch, objective: str, options: dict[str, Any]
+) -> dict[str, float]:
+    """Group advantages over the whole step (objectives whose spec has an advantage function),
+    with the objective's advantage options; with the step option `filter_zero_variance`, drops
+    the groups that carry no signal (no row with a non-zero advantage: a TempSamp-R1 group whose
+    sampled rows all scored alike keeps its ground-truth row's signal). Returns the statistics
+    the ledger records: groups, groups whose sampled rows all scored alike (and their share),
+    dropped groups, and the mean / std / mean absolute value of the advantages."""
+    spec = get_objective_spec(objective)
+    if spec.advantage is None or not batch.trajectories:
         return {}
     trajs = batch.trajectories
-    rewards = torch.tensor([t.rewards["total"] for t in trajs])
+    rewards = torch.tensor([t.rewards["total"] for t in trajs], dtype=torch.float64)
     groups = torch.tensor([t.prompt_index for t in trajs])
     is_gt = torch.tensor([t.is_ground_truth for t in trajs])
-    if objective == "tempsamp":
-        advantages = tempsamp_advantages(
-            rewards, groups, is_gt, variant=reward_cfg.tempsamp_variant
-        )
-    else:
-        advantages = group_advantages(rewards, groups)
+    advantages = spec.compute_advantages(rewards, groups, is_gt, options)
     for traj, value in zip(trajs, advantages.tolist(), strict=True):
         traj.rewards["advantage"] = float(value)
-    result = filter_zero_variance_groups(rewards, groups, include=~is_gt)
+    alike = filter_zero_variance_groups(rewards, groups, include=~is_gt)
+    signal = groups_with_signal(advantages, groups)
     stats = {
-        "zero_variance_groups": float(result.num_dropped_groups),
-        "groups": float(result.num_groups),
+        "groups": float(alike.num_groups),
+        "zero_variance_groups": float(alike.num_dropped_groups),
+        "zero_variance_share": alike.num_dropped_groups / max(alike.num_groups, 1),
+        "dropped_groups": 0.0,
+        "advantage_mean": float(advantages.mean()),
+        "advantage_std": float(advantages.std(unbiased=False)),
+        "advantage_abs": float(advantages.abs().mean()),
     }
-    if reward_cfg.dynamic_filtering:
-        keep = result.keep.tolist()
+    if spec.split_options(options).step.get("filter_zero_variance"):
+        keep = signal.keep.tolist()
         batch.trajectories = [t for t, k in zip(trajs, keep, strict=True) if k]
+        stats["dropped_groups"] = float(signal.num_dropped_groups)
     return stats
 
 

@@ -95,6 +95,7 @@ class StepResult:
     skipped: bool
     seconds: float
     metrics: dict[str, float]
+    lr: float = float("nan")  # the learning rate this update used
 
 
 class Learner:
@@ -108,6 +109,9 @@ class Learner:
         master_port: int,
         settings: LearnerSettings,
     ) -> None:
+        from rollout.log_filters import quiet_library_noise
+
+        quiet_library_noise()  # before DeepSpeed is imported (its accelerator notice)
         os.environ.update(
             RANK=str(rank),
             WORLD_SIZE=str(world_size),
@@ -267,9 +271,12 @@ class Learner:
         import torch
 
         from rollout.hf_scoring import completion_log_probs
-        from trainer.step_loss import NEEDS_ROWS, step_loss
+        from trainer.objectives.registry import get_objective_spec
+        from trainer.step_loss import step_loss
 
         t0 = time.perf_counter()
+        needs_rows = get_objective_spec(objective).needs_rows
+        lr = self.current_lr()
         self.time_progress = float(time_progress)
         self.engine.train()
         chunks = self._chunks(trajectories, num_chunks, filler)
@@ -290,7 +297,7 @@ class Learner:
                 self.processor,
                 self._scoring_items(prompts, clean),
                 temperature=self.settings.temperature,
-                return_rows=objective in NEEDS_ROWS,
+                return_rows=needs_rows,
             )
             loss, metrics = step_loss(objective, clean, scores, objective_kwargs, totals)
             # Filler chunks (and a skipped step) still run the same passes, with no effect.
@@ -321,6 +328,7 @@ class Learner:
             skipped=not finite,
             seconds=time.perf_counter() - t0,
             metrics=metrics_sum,
+            lr=lr,
         )
 
     def _all_ranks_finite(self, finite: bool) -> bool:

@@ -8,6 +8,8 @@ whatever the number of ranks and micro-batches.
 
 GRPO and TempSamp-R1 advantages are group statistics: the driver computes them over the whole step
 (`Trajectory.rewards["advantage"]`) before the batch is split, and the loss here only applies them.
+What each objective reads and which of its options act here (the loss options) comes from its
+`ObjectiveSpec` (trainer.objectives.registry).
 """
 
 from __future__ import annotations
@@ -21,13 +23,8 @@ from typing import Any
 import torch
 
 from rollout.batch import Trajectory
-from trainer.objectives import grpo_loss
 from trainer.objectives._common import resolve_aggregation
 from trainer.objectives.registry import ObjectiveInputs, get_objective_spec
-
-# Objectives whose per-token inputs need full log-prob rows of the student (B, T, V).
-NEEDS_ROWS = ("opd_full_rkl", "opd_topk_fkl", "opd_topk_rkl")
-ADVANTAGE_OBJECTIVES = ("grpo", "tempsamp")
 
 
 @dataclass(frozen=True)
@@ -48,9 +45,7 @@ def aggregation_of(objective: str, options: dict[str, Any]) -> str:
     """The aggregation mode an objective will use: the option if given, else its default."""
     if "aggregation" in options:
         return resolve_aggregation(str(options["aggregation"]))
-    function = grpo_loss if objective in ADVANTAGE_OBJECTIVES else None
-    if function is None:
-        function = get_objective_spec(objective).functions[0]
+    function = get_objective_spec(objective).functions[0]
     default = inspect.signature(function).parameters["aggregation"].default
     return resolve_aggregation(default)
 
@@ -103,6 +98,22 @@ def objective_inputs(
     rows = None
     if "rows" in scores[0]:
         rows = _stack_padded([s["rows"] for s in scores], width)
+    # The frozen reference scores sampled rows only (not TempSamp-R1's injected ones).
+    scored_by_ref = torch.tensor([t.ref_logprobs is not None for t in trajectories])
+    ref_logprobs = None
+    if bool(scored_by_ref.any()):
+        ref_logprobs = _pad(
+            [
+                torch.as_tensor(t.ref_logprobs)
+                if t.ref_logprobs is not None
+                else torch.zeros(t.num_completion_tokens, dtype=torch.float32)
+                for t in trajectories
+            ],
+            width,
+        )
+    advantages = None
+    if all("advantage" in t.rewards for t in trajectories):
+        advantages = torch.tensor([t.rewards["advantage"] for t in trajectories])
     inputs = ObjectiveInputs(
         logprobs=_stack_padded([s["logprobs"] for s in scores], width),
         mask=mask,
@@ -114,7 +125,9 @@ def objective_inputs(
         student_logprob_rows=rows,
         teacher_topk_ids=optional("teacher_topk_ids"),
         teacher_topk_logprobs=optional("teacher_topk_logprobs", fill=float("-inf")),
-        ref_logprobs=optional("ref_logprobs"),
+        ref_logprobs=ref_logprobs,
+        ref_mask=scored_by_ref if ref_logprobs is not None else None,
+        advantages=advantages,
     )
     return _on_device(inputs, inputs.logprobs.device)
 
@@ -139,41 +152,17 @@ def step_loss(
     totals: StepTotals,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The weighted loss of one micro-batch and its detached metrics (floats)."""
+    spec = get_objective_spec(objective)
     inputs = objective_inputs(trajectories, scores)
     mode = aggregation_of(objective, options)
-    if objective in ADVANTAGE_OBJECTIVES:
-        missing = [i for i, t in enumerate(trajectories) if "advantage" not in t.rewards]
-        if missing:
-            raise ValueError(
-                f"objective {objective!r}: trajectory {missing[0]} has no 'advantage' reward "
-                "(the driver computes group advantages over the whole step)"
-            )
-        advantages = torch.tensor([t.rewards["advantage"] for t in trajectories]).to(
-            inputs.logprobs.device
+    if spec.advantage is not None and inputs.advantages is None:
+        missing = next(i for i, t in enumerate(trajectories) if "advantage" not in t.rewards)
+        raise ValueError(
+            f"objective {objective!r}: trajectory {missing} has no 'advantage' reward "
+            "(the driver computes group advantages over the whole step)"
         )
-        # TempSamp-R1: the injected ground-truth row was not sampled; its ratio is exactly 1.
-        old = torch.where(
-            inputs.is_ground_truth[:, None], inputs.logprobs.detach(), inputs.old_logprobs
-        )
-        grpo_options = {k: v for k, v in options.items() if k in _GRPO_OPTIONS}
-        output = grpo_loss(
-            inputs.logprobs,
-            advantages,
-            inputs.mask,
-            old,
-            ref_logprobs=inputs.ref_logprobs,
-            **grpo_options,
-        )
-    else:
-        spec = get_objective_spec(objective)
-        output = spec.run(inputs, **options)
+    output = spec.run(inputs, **spec.split_options(options).loss)
     weight = micro_batch_weight(mode, trajectories, totals)
     metrics = {k: float(v) * weight for k, v in output.metrics.items()}
     return output.loss * weight, metrics
 
-
-_GRPO_OPTIONS = tuple(
-    name
-    for name, p in inspect.signature(grpo_loss).parameters.items()
-    if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "ref_logprobs"
-)

@@ -83,7 +83,7 @@ def test_tempsamp_preset_has_groups_of_four_with_one_ground_truth_row() -> None:
     # inject_ground_truth appends one GT row to the n sampled rows: G = n + 1 = 4.
     assert config.rollout.n + 1 == 4
     assert config.reward.format_weight == pytest.approx(0.1)
-    assert config.reward.tempsamp_variant == "mixed"
+    assert config.trainer.objective_kwargs["variant"] == "mixed"
     assert config.data.prompt_style == "tempsamp"
 
 

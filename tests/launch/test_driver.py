@@ -75,6 +75,13 @@ def test_each_objective_trains_syncs_and_evaluates(
             assert record["completions"] == 6
         if preset.startswith("opd"):
             assert record["tokens_teacher_scored"] == record["tokens_generated"]
+        assert record["updates"] == 1 and record["lr"] > 0  # lr read back from the learners
+        if preset in ("grpo", "tempsamp"):
+            learner = record["learner"]  # the learner's loss metrics reach the ledger
+            assert {"clip_frac", "ratio", "ratio_max", "tokens"} <= set(learner)
+            # One pass over an on-policy batch: the ratio is ~1 and the clip never acts.
+            assert learner["clip_frac"] == 0.0 and abs(learner["ratio"] - 1.0) < 1e-3
+            assert {"advantage_mean", "advantage_std", "zero_variance_share"} <= set(record)
     assert set(records[-1]["val"]) >= {"R1@0.3", "R1@0.5", "R1@0.7", "mIoU", "parse_rate"}
     assert records[-1]["val"]["n"] == 4
     model_dir = Path(records[-1]["checkpoint"]) / "model"
@@ -143,7 +150,7 @@ def test_a_step_left_empty_by_dynamic_filtering_skips_the_update(
         loop_data,
         tiny_models_dir,
         steps=2,
-        **{"reward.dynamic_filtering": "true"},
+        **{"trainer.objective_kwargs": "{filter_zero_variance: true}"},
     )
     records = _run(config)
     assert [r["step"] for r in records] == [1, 2]
@@ -151,3 +158,47 @@ def test_a_step_left_empty_by_dynamic_filtering_skips_the_update(
         if record["zero_variance_groups"] == record["groups"]:
             assert record["skipped_update"] and record["tokens_trained"] == 0
     assert any(r["zero_variance_groups"] == r["groups"] for r in records)
+
+
+def test_an_alias_runs_as_its_objective(
+    tmp_path: Path, loop_data: Path, tiny_models_dir: Path, ray_session
+) -> None:
+    # The documented alias used to pass validation, start no teacher and crash at step 1.
+    config = _config(
+        "opd",
+        tmp_path / "alias",
+        loop_data,
+        tiny_models_dir,
+        steps=1,
+        **{"trainer.objective": "opd_exact_rkl"},
+    )
+    assert config.trainer.objective == "opd_full_rkl"
+    records = _run(config)
+    assert records[0]["objective"] == "opd_full_rkl" and not records[0]["skipped_update"]
+    assert records[0]["tokens_teacher_scored"] == records[0]["tokens_generated"]
+
+
+def test_ppo_epochs_reuse_the_batch_so_the_clip_acts(
+    tmp_path: Path, loop_data: Path, tiny_models_dir: Path, ray_session
+) -> None:
+    # TempSamp-R1: the ground-truth row sets each group apart even when the untrained student's
+    # samples all fail alike, so the sampled rows get negative advantages to clip.
+    config = _config(
+        "tempsamp",
+        tmp_path / "ppo",
+        loop_data,
+        tiny_models_dir,
+        steps=2,
+        **{
+            "trainer.ppo_epochs": "3",
+            "trainer.ppo_mini_batches": "2",
+            "learner.lr": "3e-2",
+            "trainer.objective_kwargs": "{eps_low: 0.05, eps_high: 0.05, kl_coef: 0.1}",
+        },
+    )
+    records = _run(config)
+    assert all(r["updates"] == 6 for r in records)
+    # Later passes see a policy that moved since sampling: the ratio leaves [0.95, 1.05].
+    assert max(r["learner"]["clip_frac"] for r in records) > 0
+    assert max(r["learner"]["ratio_max"] for r in records) != 1.0
+    assert all(np.isfinite(r["learner"]["kl"]) for r in records)

@@ -541,7 +541,7 @@ def _(ctx: Ctx) -> None:
     bad.sample_index = 1
     batch = RolloutBatch(prompts=specs, trajectories=[good, bad])
     assign_rewards(batch, "grpo", RewardConfig())
-    assign_advantages(batch, "grpo", RewardConfig())
+    assign_advantages(batch, "grpo", {})
     assert good.rewards["iou"] == pytest.approx(1.0) and bad.rewards["iou"] == 0.0
     assert batch_metrics(batch)["parse_rate"] == 0.5
 

@@ -138,6 +138,31 @@ def filter_zero_variance_groups(
     )
 
 
+# verl's low_var_kl clamps (verl/trainer/ppo/core_algos.py, `kl_penalty`): the log-ratio to
+# [-20, 20] before the exponential and the k3 value to [-10, 10]. Without them one token whose
+# reference log-prob sits far below the policy's dominates a step (seen: loss 797, grad-norm 3e4).
+K3_LOG_RATIO_CLAMP = 20.0
+K3_VALUE_CLAMP = 10.0
+
+
+def groups_with_signal(advantages: torch.Tensor, group_ids: torch.Tensor) -> GroupFilter:
+    """Dynamic filtering by advantage: keep the rows of every group in which some row has a
+    non-zero advantage (DAPO keeps groups that carry a learning signal). Equal to
+    `filter_zero_variance_groups` on the rewards for GRPO; for TempSamp-R1 it keeps a group whose
+    sampled rows all failed alike but whose ground-truth row is set apart — that group's only
+    signal. Shapes (N,); returns (keep, dropped groups, groups)."""
+    _check_rows(advantages, group_ids)
+    _, inverse = torch.unique(group_ids, return_inverse=True)
+    num_groups = int(inverse.max()) + 1 if inverse.numel() else 0
+    size = advantages.detach().abs()
+    top = torch.zeros(num_groups, dtype=size.dtype, device=size.device)
+    top = top.scatter_reduce(0, inverse, size, reduce="amax", include_self=True)
+    silent = top == 0
+    return GroupFilter(
+        keep=~silent[inverse], num_dropped_groups=int(silent.sum()), num_groups=num_groups
+    )
+
+
 def kl_estimate(
     logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: str = "k3"
 ) -> torch.Tensor:
@@ -145,9 +170,10 @@ def kl_estimate(
 
         k1 = log pi_theta - log pi_ref
         k2 = 0.5 * (log pi_theta - log pi_ref)^2
-        k3 = pi_ref / pi_theta - 1 - log(pi_ref / pi_theta)     (GRPO paper, TRL, verl low_var_kl)
+        k3 = clamp( rho - 1 - log rho, -10, 10 ),  log rho = clamp(log pi_ref - log pi_theta, +-20)
+             (GRPO paper, TRL; the clamps are verl's low_var_kl)
 
-    Elementwise, with gradient through `logprobs`.
+    Elementwise, with gradient through `logprobs` (none where a clamp is active).
     """
     try:
         fn = KL_ESTIMATORS[estimator]
@@ -155,7 +181,11 @@ def kl_estimate(
         raise ValueError(
             f"unknown KL estimator {estimator!r}; known: {', '.join(KL_ESTIMATORS)}"
         ) from None
-    return fn(logprobs, ref_logprobs.detach())
+    ref = ref_logprobs.detach()
+    if estimator != "k3":
+        return fn(logprobs, ref)
+    log_rho = torch.clamp(ref - logprobs, -K3_LOG_RATIO_CLAMP, K3_LOG_RATIO_CLAMP)
+    return torch.clamp(torch.expm1(log_rho) - log_rho, -K3_VALUE_CLAMP, K3_VALUE_CLAMP)
 
 
 def grpo_loss(
@@ -169,6 +199,7 @@ def grpo_loss(
     aggregation: str = "token_mean",
     constant_normalizer: float | None = None,
     ref_logprobs: torch.Tensor | None = None,
+    ref_mask: torch.Tensor | None = None,
     kl_coef: float = 0.0,
     kl_estimator: str = "k3",
 ) -> LossOutput:
@@ -191,6 +222,8 @@ def grpo_loss(
         mask: (B, T) trained completion tokens (zero a filtered row's mask to drop it).
         old_logprobs: (B, T) behaviour log-probs; None = on-policy single update (ratio 1).
         ref_logprobs: (B, T) reference log-probs, needed when kl_coef > 0.
+        ref_mask: (B,) bool, the rows the reference scored (the KL term and its metric cover
+            only those; TempSamp-R1's injected ground-truth rows are not scored); None = all.
 
     Metrics: "clip_frac_low" / "clip_frac_high" (tokens where the clipped branch is active on the
     low / high side), "ratio", "kl" (when a reference is given), "tokens".
@@ -219,17 +252,26 @@ def grpo_loss(
     per_token = -torch.minimum(ratio * adv, clipped * adv)
     metrics: dict[str, torch.Tensor] = {}
     if ref_logprobs is not None:
+        kl_mask = bool_mask
+        if ref_mask is not None:
+            check_shape("ref_mask", ref_mask, mask.shape[:1])
+            kl_mask = bool_mask & ref_mask.bool()[:, None]
         kl = kl_estimate(
-            zero_pad(logprobs, bool_mask), zero_pad(ref_logprobs, bool_mask), kl_estimator
+            zero_pad(logprobs, kl_mask), zero_pad(ref_logprobs, kl_mask), kl_estimator
         )
-        metrics["kl"] = masked_mean(kl, bool_mask)
+        kl = zero_pad(kl, kl_mask)
+        metrics["kl"] = masked_mean(kl, kl_mask)
         if kl_coef:
             per_token = per_token + kl_coef * kl
     loss = aggregate(per_token, bool_mask, aggregation, constant_normalizer)
     r = ratio.detach()
     metrics["clip_frac_low"] = masked_mean(((r < 1.0 - eps_low) & (adv < 0)).float(), bool_mask)
     metrics["clip_frac_high"] = masked_mean(((r > 1.0 + eps_high) & (adv > 0)).float(), bool_mask)
+    metrics["clip_frac"] = metrics["clip_frac_low"] + metrics["clip_frac_high"]
     metrics["ratio"] = masked_mean(r, bool_mask)
+    metrics["ratio_max"] = (
+        zero_pad(r, bool_mask).max() if bool(bool_mask.any()) else torch.ones((), dtype=r.dtype)
+    )
     metrics["tokens"] = bool_mask.sum()
     return LossOutput(loss, metrics)
 

@@ -1,17 +1,26 @@
-"""The objective registry: `trainer.objective=<name>` -> one loss with a uniform signature.
+"""The objective registry: the one place that says what each objective is and needs.
 
-Every registered objective is called as
+An `ObjectiveSpec` per objective holds its traits — which teacher signal it reads (none, the
+sampled token, top-k, the full distribution), whether the rollout samples, whether ground-truth
+rows are injected, which reward it trains on, its step-level advantage function, the smallest
+group it can learn from — and the options it accepts, split by where they act: advantage options
+(the driver computes advantages over the whole step), step options (dynamic filtering: the
+driver drops rows) and loss options (the learner's loss). Config validation, the driver, the step
+logic and the learner's loss read only this. Aliases resolve here (`canonical_name`) and once, in
+the config.
+
+Every registered objective can also be called on one batch as
 
     loss_output = get_objective(name)(inputs, **options)
 
 with `inputs` an `ObjectiveInputs` (tensors padded to (B, T) with a completion mask; each
-objective reads the fields it needs and names a missing one) and `options` the keyword options of
-the underlying pure function (an unknown option is a ValueError naming it). This module imports
-only torch.
+objective reads the fields it needs and names a missing one) and `options` any of its options
+(an unknown option is a ValueError naming it). This module imports only torch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -19,7 +28,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from trainer.objectives._common import LossOutput
-from trainer.objectives.grpo import grpo_objective
+from trainer.objectives.grpo import group_advantages, groups_with_signal, grpo_loss
 from trainer.objectives.opd import (
     gather_logprobs,
     opd_full_rkl_loss,
@@ -32,7 +41,7 @@ from trainer.objectives.opd import (
     rows_from_topk,
 )
 from trainer.objectives.sft import sft_loss
-from trainer.objectives.tempsamp import tempsamp_loss
+from trainer.objectives.tempsamp import ground_truth_old_logprobs, tempsamp_advantages
 
 
 @dataclass
@@ -50,6 +59,10 @@ class ObjectiveInputs:
     student_logprob_rows: (B, T, V) pi_theta's log-prob rows at the completion positions.
     teacher_logprob_rows: (B, T, V) the teacher's full rows (local teacher / small vocabulary).
     teacher_topk_ids, teacher_topk_logprobs: (B, T, K) the teacher's top-k.
+    advantages: (B,) step-level advantages (GRPO / TempSamp-R1; computed by the driver over the
+        whole step, `ObjectiveSpec.compute_advantages`).
+    ref_mask: (B,) bool, the rows the frozen reference scored (None = all that have
+        ref_logprobs).
     """
 
     logprobs: torch.Tensor
@@ -64,6 +77,8 @@ class ObjectiveInputs:
     teacher_logprob_rows: torch.Tensor | None = None
     teacher_topk_ids: torch.Tensor | None = None
     teacher_topk_logprobs: torch.Tensor | None = None
+    advantages: torch.Tensor | None = None
+    ref_mask: torch.Tensor | None = None
 
 
 INPUT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ObjectiveInputs))
@@ -149,52 +164,223 @@ def _sft(inputs: ObjectiveInputs, **options: object) -> LossOutput:
     return sft_loss(inputs.logprobs, inputs.mask, **options)
 
 
-def _grpo(inputs: ObjectiveInputs, **options: object) -> LossOutput:
-    _need("grpo", inputs, "rewards", "group_ids")
-    return grpo_objective(
-        inputs.logprobs,
-        inputs.rewards,
-        inputs.group_ids,
-        inputs.mask,
-        inputs.old_logprobs,
-        ref_logprobs=inputs.ref_logprobs,
-        **options,
-    )
+def _policy_gradient(name: str, ground_truth_rows: bool) -> Objective:
+    def run(inputs: ObjectiveInputs, **options: object) -> LossOutput:
+        """GRPO's clipped loss on step-level advantages; an injected ground-truth row (never
+        sampled) gets ratio 1 (`ground_truth_old_logprobs`), and the KL term covers only the rows
+        the reference scored."""
+        _need(name, inputs, "advantages", *(("is_ground_truth",) if ground_truth_rows else ()))
+        old = inputs.old_logprobs
+        ref, ref_mask = inputs.ref_logprobs, inputs.ref_mask
+        if ground_truth_rows:
+            assert inputs.is_ground_truth is not None
+            old = ground_truth_old_logprobs(inputs.logprobs, old, inputs.is_ground_truth)
+            if ref is None and bool(inputs.is_ground_truth.all()):
+                # A micro-batch of injected rows only: the reference scored none of them.
+                ref = torch.zeros_like(inputs.logprobs.detach())
+                ref_mask = torch.zeros_like(inputs.is_ground_truth, dtype=torch.bool)
+        return grpo_loss(
+            inputs.logprobs,
+            inputs.advantages,
+            inputs.mask,
+            old,
+            ref_logprobs=ref,
+            ref_mask=ref_mask,
+            **options,
+        )
+
+    return run
 
 
-def _tempsamp(inputs: ObjectiveInputs, **options: object) -> LossOutput:
-    _need("tempsamp", inputs, "rewards", "group_ids", "is_ground_truth")
-    return tempsamp_loss(
-        inputs.logprobs,
-        inputs.rewards,
-        inputs.group_ids,
-        inputs.is_ground_truth,
-        inputs.mask,
-        inputs.old_logprobs,
-        ref_logprobs=inputs.ref_logprobs,
-        **options,
-    )
+TEACHER_SIGNALS = ("none", "sampled", "topk", "full")
+GROUND_TRUTH_MODES = ("none", "per_group", "only")
+# Options the driver applies to the step (not to the loss): DAPO's dynamic filtering.
+STEP_OPTIONS: tuple[str, ...] = ("filter_zero_variance",)
+# Keyword parameters of the pure functions that are inputs, not user options.
+_NOT_OPTIONS = frozenset({"ref_logprobs", "ref_mask", "include", "teacher_support_logprobs"})
+
+
+def _keyword_options(*functions: Callable[..., object]) -> tuple[str, ...]:
+    """Keyword-only parameter names of `functions`, in order, without the input ones."""
+    names: list[str] = []
+    for fn in functions:
+        for p in inspect.signature(fn).parameters.values():
+            keyword = p.kind is inspect.Parameter.KEYWORD_ONLY
+            if keyword and p.name not in _NOT_OPTIONS and p.name not in names:
+                names.append(p.name)
+    return tuple(names)
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+# Options that act only when another option has certain values: given otherwise they would
+# change nothing, so `ObjectiveSpec.inert_options` names them and config validation rejects them.
+# option -> (the option it depends on, the test its value must pass, what that means)
+OPTION_CONDITIONS: dict[str, tuple[str, Callable[[object], bool], str]] = {
+    "constant_normalizer": (
+        "aggregation",
+        lambda v: v in ("seq_mean_token_sum_norm", "dr_grpo"),
+        "aggregation=seq_mean_token_sum_norm (dr_grpo)",
+    ),
+    "downscale_cap": ("variant", lambda v: v == "downscale", "variant=downscale"),
+    "downscale_max_reward": ("variant", lambda v: v == "downscale", "variant=downscale"),
+    "anchor_factor": ("variant", lambda v: v == "anchor", "variant=anchor"),
+    "eps": ("scale_by_std", lambda v: v is True, "scale_by_std=true"),
+    "unbiased_std": ("scale_by_std", lambda v: v is True, "scale_by_std=true"),
+    "kl_estimator": ("kl_coef", _positive, "kl_coef > 0 (a reference is scored)"),
+}
+# opd_full_rkl's union-of-top-k options act only when the teacher returns a top-k shorter than
+# the vocabulary (teacher.top_k > 0); with the whole distribution the loss is exact.
+UNION_ONLY_OPTIONS: tuple[str, ...] = ("student_k", "renormalize")
+
+
+@dataclass(frozen=True)
+class SplitOptions:
+    """An objective's options split by where they act (see `ObjectiveSpec.split_options`)."""
+
+    advantage: dict[str, object]
+    step: dict[str, object]
+    loss: dict[str, object]
 
 
 @dataclass(frozen=True)
 class ObjectiveSpec:
-    """One registered objective: its adapter, the pure functions behind it, what it needs."""
+    """One registered objective: what it computes, what it needs, what it accepts.
+
+    name / summary: its canonical name and one line on it.
+    run: the loss adapter, `run(inputs, **loss_options)`.
+    functions: the pure loss functions behind `run` (their keyword options are the loss options;
+        the first one's `aggregation` default is the objective's).
+    requires: the `ObjectiveInputs` fields `run` reads.
+    teacher: the teacher signal it reads — "none", "sampled" (the sampled token's log-prob),
+        "topk" (the teacher's top-k per position), "full" (the whole next-token distribution).
+    samples: whether the rollout samples completions (SFT trains on ground truth only).
+    ground_truth: "none", "per_group" (TempSamp-R1: one ground-truth row joins each sampled
+        group) or "only" (SFT: the ground-truth row is the whole batch).
+    reward: the reward composition it trains on or logs ("grpo" or "tempsamp": `assign_rewards`).
+    advantage: the step-level advantage function (rewards, group_ids[, is_ground_truth],
+        **options) -> (N,), or None for objectives that take no advantage.
+    min_group_size: the fewest sampled completions per prompt (rollout.n) it can learn from.
+    needs_labels: whether training needs ground-truth spans (rewards or targets).
+    """
 
     name: str
     run: Objective
     functions: tuple[Objective, ...]
     requires: tuple[str, ...]
     summary: str
+    teacher: str = "none"
+    samples: bool = True
+    ground_truth: str = "none"
+    reward: str = "grpo"
+    advantage: Callable[..., torch.Tensor] | None = None
+    min_group_size: int = 1
+    needs_labels: bool = False
+
+    def __post_init__(self) -> None:
+        if self.teacher not in TEACHER_SIGNALS:
+            raise ValueError(f"{self.name}: teacher must be one of {TEACHER_SIGNALS}")
+        if self.ground_truth not in GROUND_TRUTH_MODES:
+            raise ValueError(f"{self.name}: ground_truth must be one of {GROUND_TRUTH_MODES}")
+
+    @property
+    def needs_teacher(self) -> bool:
+        """Whether the run starts a teacher pool."""
+        return self.teacher != "none"
+
+    @property
+    def needs_rows(self) -> bool:
+        """Whether the learner must compute the student's full log-prob rows (B, T, V)."""
+        return self.teacher in ("topk", "full")
+
+    @property
+    def accepts_reference(self) -> bool:
+        """Whether a KL penalty to a frozen reference (loss option kl_coef) is part of the loss."""
+        return self.advantage is not None and "kl_coef" in self.loss_options()
+
+    def loss_options(self) -> tuple[str, ...]:
+        """Options the learner's loss takes."""
+        return _keyword_options(*self.functions)
+
+    def advantage_options(self) -> tuple[str, ...]:
+        """Options of the step-level advantage computation."""
+        return _keyword_options(self.advantage) if self.advantage is not None else ()
+
+    def step_options(self) -> tuple[str, ...]:
+        """Options the driver applies to the whole step (dynamic filtering)."""
+        return STEP_OPTIONS if self.advantage is not None else ()
 
     def options(self) -> tuple[str, ...]:
-        """The keyword options the objective accepts (union over its pure functions)."""
-        names: list[str] = []
-        for fn in self.functions:
-            for p in inspect.signature(fn).parameters.values():
-                keyword = p.kind is inspect.Parameter.KEYWORD_ONLY
-                if keyword and p.name != "ref_logprobs" and p.name not in names:
-                    names.append(p.name)
-        return tuple(names)
+        """Every option the objective accepts (advantage, step and loss options)."""
+        names = [*self.advantage_options(), *self.step_options()]
+        return tuple(names + [n for n in self.loss_options() if n not in names])
+
+    def option_default(self, name: str) -> object:
+        """The default value of option `name` (from the function that takes it)."""
+        functions = [*self.functions, *([self.advantage] if self.advantage else [])]
+        for fn in functions:
+            parameter = inspect.signature(fn).parameters.get(name)
+            if parameter is not None:
+                return parameter.default
+        if name in STEP_OPTIONS:
+            return False
+        raise KeyError(name)
+
+    def inert_options(self, options: dict[str, object]) -> list[str]:
+        """The options in `options` that would change nothing given the others (each with the
+        setting it needs), per OPTION_CONDITIONS."""
+        inert = []
+        for name in options:
+            condition = OPTION_CONDITIONS.get(name)
+            if condition is None or condition[0] not in self.options():
+                continue
+            other, acts, needs = condition
+            value = options.get(other, self.option_default(other))
+            if not acts(value):
+                inert.append(f"{name} (acts only with {needs})")
+        return inert
+
+    def split_options(self, options: dict[str, object]) -> SplitOptions:
+        """`options` split by where they act; ValueError naming an unknown one."""
+        unknown = [key for key in options if key not in self.options()]
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {unknown} for objective {self.name!r}; "
+                f"known: {', '.join(self.options())}"
+            )
+        adv, step = self.advantage_options(), self.step_options()
+        return SplitOptions(
+            advantage={k: v for k, v in options.items() if k in adv},
+            step={k: v for k, v in options.items() if k in step},
+            loss={k: v for k, v in options.items() if k in self.loss_options()},
+        )
+
+    def teacher_top_k(self, vocab_size: int, configured: int) -> int:
+        """How many teacher log-probs per position to request: the whole vocabulary for the
+        exact reverse KL unless `configured` > 0, at least 1 for the top-k forms, else the
+        configured value (0: the sampled token only)."""
+        if self.teacher == "full":
+            return vocab_size if configured <= 0 else configured
+        if self.teacher == "topk":
+            return max(configured, 1)
+        return configured
+
+    def compute_advantages(
+        self,
+        rewards: torch.Tensor,
+        group_ids: torch.Tensor,
+        is_ground_truth: torch.Tensor,
+        options: dict[str, object],
+    ) -> torch.Tensor:
+        """Step-level advantages (N,) with the advantage options in `options` (others ignored)."""
+        if self.advantage is None:
+            raise ValueError(f"objective {self.name!r} takes no advantage")
+        kwargs = self.split_options(options).advantage
+        if self.ground_truth == "per_group":
+            return self.advantage(rewards, group_ids, is_ground_truth.bool(), **kwargs)
+        return self.advantage(rewards, group_ids, **kwargs)
 
 
 OBJECTIVES: dict[str, ObjectiveSpec] = {
@@ -206,6 +392,7 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {
             (opd_loss,),
             ("logprobs", "mask", "teacher_logprobs"),
             "Video-OPD's sampled-token form (the paper): -sum_t r_t exp(logp - logp_old)",
+            teacher="sampled",
         ),
         ObjectiveSpec(
             "opd_full_rkl",
@@ -213,6 +400,7 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {
             (opd_full_rkl_loss, opd_union_topk_rkl_loss),
             ("mask", "student_logprob_rows", "teacher_logprob_rows | teacher_topk_*"),
             "exact reverse KL per visited position (full rows), or over the union of top-k",
+            teacher="full",
         ),
         ObjectiveSpec(
             "opd_topk_fkl",
@@ -220,6 +408,7 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {
             (opd_topk_fkl_loss,),
             ("mask", "student_logprob_rows", "teacher_topk_ids", "teacher_topk_logprobs"),
             "forward KL on the teacher's top-k support",
+            teacher="topk",
         ),
         ObjectiveSpec(
             "opd_topk_rkl",
@@ -227,6 +416,7 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {
             (opd_topk_rkl_loss,),
             ("mask", "student_logprob_rows", "teacher_topk_ids", "teacher_topk_logprobs"),
             "reverse KL on the teacher's top-k support, both renormalised on it",
+            teacher="topk",
         ),
         ObjectiveSpec(
             "opd_k1",
@@ -234,6 +424,7 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {
             (opd_k1_loss,),
             ("logprobs", "mask", "teacher_logprobs"),
             "k1 estimate of reverse KL on the sampled token, as a direct loss",
+            teacher="sampled",
         ),
         ObjectiveSpec(
             "opd_k3",
@@ -241,6 +432,7 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {
             (opd_k3_loss,),
             ("logprobs", "mask", "teacher_logprobs"),
             "k3 estimate of reverse KL on the sampled token, as a direct loss",
+            teacher="sampled",
         ),
         ObjectiveSpec(
             "sft",
@@ -248,20 +440,30 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {
             (sft_loss,),
             ("logprobs", "mask"),
             "token-level cross-entropy on target completions (GT answers or teacher outputs)",
+            samples=False,
+            ground_truth="only",
+            needs_labels=True,
         ),
         ObjectiveSpec(
             "grpo",
-            _grpo,
-            (grpo_objective,),
-            ("logprobs", "mask", "rewards", "group_ids"),
+            _policy_gradient("grpo", ground_truth_rows=False),
+            (grpo_loss,),
+            ("logprobs", "mask", "advantages"),
             "GRPO: group-normalised advantages, clipped ratio, optional KL to a reference",
+            advantage=group_advantages,
+            min_group_size=2,
+            needs_labels=True,
         ),
         ObjectiveSpec(
             "tempsamp",
-            _tempsamp,
-            (tempsamp_loss,),
-            ("logprobs", "mask", "rewards", "group_ids", "is_ground_truth"),
+            _policy_gradient("tempsamp", ground_truth_rows=True),
+            (grpo_loss,),
+            ("logprobs", "mask", "advantages", "is_ground_truth"),
             "TempSamp-R1: GRPO with one ground-truth completion per group",
+            ground_truth="per_group",
+            reward="tempsamp",
+            advantage=tempsamp_advantages,
+            needs_labels=True,
         ),
     )
 }
@@ -275,14 +477,41 @@ def list_objectives() -> tuple[str, ...]:
     return tuple(OBJECTIVES)
 
 
+def canonical_name(name: str) -> str:
+    """The registered name `name` stands for (an alias resolved); ValueError naming the known."""
+    key = ALIASES.get(name, name)
+    if key not in OBJECTIVES:
+        known = ", ".join(list(OBJECTIVES) + list(ALIASES))
+        raise ValueError(f"unknown objective {name!r}; known objectives: {known}")
+    return key
+
+
 def get_objective_spec(name: str) -> ObjectiveSpec:
     """The spec registered under `name` (or an alias); ValueError naming the known ones."""
-    key = ALIASES.get(name, name)
-    try:
-        return OBJECTIVES[key]
-    except KeyError:
-        known = ", ".join(list(OBJECTIVES) + list(ALIASES))
-        raise ValueError(f"unknown objective {name!r}; known objectives: {known}") from None
+    return OBJECTIVES[canonical_name(name)]
+
+
+def _advantage_inputs(
+    spec: ObjectiveSpec, inputs: ObjectiveInputs, split: SplitOptions
+) -> ObjectiveInputs:
+    """One batch treated as a whole step: advantages from its rewards and, with dynamic
+    filtering, the rows of groups without signal masked out."""
+    required = ["rewards", "group_ids"]
+    if spec.ground_truth == "per_group":
+        required.append("is_ground_truth")
+    _need(spec.name, inputs, *required)
+    rewards, groups = inputs.rewards, inputs.group_ids
+    assert rewards is not None and groups is not None
+    if inputs.is_ground_truth is not None:
+        is_gt = inputs.is_ground_truth
+    else:
+        is_gt = torch.zeros_like(rewards, dtype=torch.bool)
+    advantages = spec.compute_advantages(rewards, groups, is_gt, split.advantage)
+    mask = inputs.mask
+    if split.step.get("filter_zero_variance"):
+        keep = groups_with_signal(advantages, groups).keep
+        mask = mask.bool() & keep[:, None]
+    return dataclasses.replace(inputs, advantages=advantages, mask=mask)
 
 
 def get_objective(name: str) -> Callable[..., LossOutput]:
@@ -290,28 +519,25 @@ def get_objective(name: str) -> Callable[..., LossOutput]:
 
     Raises ValueError for an unknown name; the returned function raises ValueError for an unknown
     option (naming it and the known ones), a missing input, a shape mismatch or a NaN / inf input
-    (naming the tensor).
+    (naming the tensor). For GRPO / TempSamp-R1 without `inputs.advantages`, the batch is taken
+    as one whole step: advantages (and dynamic filtering) from its rewards and groups.
     """
     spec = get_objective_spec(name)
-    allowed = spec.options()
 
     def objective(inputs: ObjectiveInputs, **options: object) -> LossOutput:
         """Check the options, then run the objective (docstring replaced below)."""
         if not isinstance(inputs, ObjectiveInputs):
             raise TypeError(f"objective {spec.name!r} takes an ObjectiveInputs, got {type(inputs)}")
-        unknown = [key for key in options if key not in allowed]
-        if unknown:
-            raise ValueError(
-                f"unknown option(s) {unknown} for objective {spec.name!r}; "
-                f"known: {', '.join(allowed)}"
-            )
+        split = spec.split_options(options)
         if spec.name == "opd_full_rkl" and inputs.teacher_logprob_rows is not None:
             extra = [key for key in options if key not in _EXACT_RKL_OPTIONS]
             if extra:
                 raise ValueError(
                     f"option(s) {extra} apply only to the union-of-top-k form of 'opd_full_rkl'"
                 )
-        return spec.run(inputs, **options)
+        if spec.advantage is not None and inputs.advantages is None:
+            inputs = _advantage_inputs(spec, inputs, split)
+        return spec.run(inputs, **split.loss)
 
     objective.__name__ = f"objective_{spec.name}"
     objective.__doc__ = f"{spec.summary}. Needs: {', '.join(spec.requires)}."

@@ -25,8 +25,8 @@ import torch
 
 from trainer.objectives._common import LossOutput, as_bool_mask, check_shape
 from trainer.objectives.grpo import (
-    filter_zero_variance_groups,
     group_advantages,
+    groups_with_signal,
     grpo_loss,
 )
 
@@ -227,7 +227,8 @@ def tempsamp_loss(
         unbiased_std=unbiased_std,
     )
     bool_mask = as_bool_mask(mask)
-    filt = filter_zero_variance_groups(rewards, group_ids)
+    # A group whose sampled rows all scored alike still learns from its ground-truth row.
+    filt = groups_with_signal(adv, group_ids)
     if filter_zero_variance:
         bool_mask = bool_mask & filt.keep[:, None]
     old = ground_truth_old_logprobs(logprobs, old_logprobs, gt)
