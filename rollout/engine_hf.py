@@ -5,7 +5,8 @@ is unavailable (`EngineConfig(engine="hf")`). Prompts are built by the same func
 (vision inputs from `tvg.video.build_vision_inputs`, chat text from `rollout.prompting`), batched
 with left padding through the model's processor.
 
-- Vision placeholder tokens are banned while generating (`suppress_tokens`).
+- Vision placeholder tokens are banned while generating (`suppress_tokens`), and so are the unused
+  ids of a padded vocabulary (config.vocab_size > len(tokenizer)), as vLLM's `allowed_token_ids`.
 - Behaviour log-probs come from `rollout.hf_scoring.completion_log_probs` (one forward pass over
   prompt + completion, placeholders masked, divided by the temperature; temperature 1 for greedy).
   Unlike vLLM's processed log-probs they ignore top-k / top-p truncation.
@@ -68,6 +69,8 @@ class HFEngine(TrackedWeights):
         self.tokenizer.padding_side = "left"
         self.model = load_hf_model(config.model, dtype=getattr(torch, config.dtype)).eval()
         self.banned_ids = sorted(vision_placeholder_ids(self.tokenizer))
+        rows = self.model.get_output_embeddings().weight.shape[0]
+        self.suppress_ids = self.banned_ids + list(range(len(self.tokenizer), rows))
         eos = self.model.generation_config.eos_token_id
         self.eos_ids = {eos} if isinstance(eos, int) else set(eos or [self.tokenizer.eos_token_id])
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
@@ -144,7 +147,7 @@ class HFEngine(TrackedWeights):
         kwargs: dict[str, Any] = {
             "max_new_tokens": max_new,
             "num_return_sequences": copies,
-            "suppress_tokens": self.banned_ids,
+            "suppress_tokens": self.suppress_ids,
             "pad_token_id": self.pad_id,
             "do_sample": not sampling.greedy,
         }

@@ -9,7 +9,8 @@ Sampling
   plus `multi_modal_data` from `VisionInputs.vllm_mm_data()`.
 - The engine is seeded (`EngineConfig.seed`); requests are not.
 - Vision placeholder tokens can never be sampled: every request carries `allowed_token_ids` =
-  the vocabulary minus `rollout.prompting.vision_placeholder_ids`.
+  the tokenizer's ids minus `rollout.prompting.vision_placeholder_ids` (so the unused ids of a
+  padded vocabulary, config.vocab_size > len(tokenizer), are never sampled either).
 - Log-probs are those of the distribution actually sampled from: the engine is built with
   `logprobs_mode="processed_logprobs"`, i.e. after temperature, the placeholder ban and any
   top-k / top-p truncation (transformers' `masked_log_softmax` reproduces them within 1e-3 when

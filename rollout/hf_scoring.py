@@ -4,7 +4,9 @@ One implementation for every transformers-side consumer: the reference engine, t
 transformers backend and the learner. Inputs are built exactly as vLLM builds them: the prompt's
 chat text goes through the model's processor with the video (which expands the vision
 placeholders), then the completion ids are appended as ids (never re-tokenised from text).
-Vision placeholder tokens are masked to -inf before the softmax, as they are banned at sampling.
+Vision placeholder tokens are masked to -inf before the softmax, as they are banned at sampling,
+and so are the unused ids of a padded vocabulary (config.vocab_size > len(tokenizer), as in Qwen's
+checkpoints), which the vLLM sampler never allows either.
 """
 
 from __future__ import annotations
@@ -88,13 +90,24 @@ def build_hf_batch(processor: Any, items: Sequence[ScoringItem]) -> HFBatch:
 
 
 def masked_log_softmax(
-    logits: torch.Tensor, banned_ids: Sequence[int], temperature: float = 1.0
+    logits: torch.Tensor,
+    banned_ids: Sequence[int],
+    temperature: float = 1.0,
+    num_tokens: int | None = None,
 ) -> torch.Tensor:
-    """log_softmax(logits / temperature) with the banned token ids set to -inf first."""
+    """log_softmax(logits / temperature) with the banned token ids set to -inf first.
+
+    num_tokens: the tokenizer's length; ids from it up to the logits' width (the unused rows of a
+    padded vocabulary) are set to -inf too. None = no padding.
+    """
     scaled = logits.float() / temperature
-    if banned_ids:
+    padded = num_tokens is not None and num_tokens < scaled.shape[-1]
+    if banned_ids or padded:
         scaled = scaled.clone()
+    if banned_ids:
         scaled[..., list(banned_ids)] = float("-inf")
+    if padded:
+        scaled[..., num_tokens:] = float("-inf")
     return torch.log_softmax(scaled, dim=-1)
 
 
@@ -128,6 +141,7 @@ def completion_log_probs(
     """
     batch = build_hf_batch(processor, items)
     banned = vision_placeholder_ids(processor.tokenizer)
+    num_tokens = len(processor.tokenizer)
     device = model_device(model)
     if device is not None and device.type != "cpu":  # GPU learner / reference: inputs follow
         batch.inputs = {
@@ -140,7 +154,7 @@ def completion_log_probs(
     ):
         # The logit at position j predicts token j + 1.
         step_logits = logits[i, p_len - 1 : p_len - 1 + c_len]
-        log_probs = masked_log_softmax(step_logits, banned, temperature)
+        log_probs = masked_log_softmax(step_logits, banned, temperature, num_tokens)
         targets = batch.inputs["input_ids"][i, p_len : p_len + c_len]
         probs = log_probs.exp()
         out = {

@@ -8,12 +8,14 @@ Temperature and the vision-token ban, exactly. vLLM computes prompt log-probs fr
 (sampling processors, temperature and `allowed_token_ids` do not apply to prompt tokens). This
 engine only scores, so we change the logits themselves: `install_logits_transform` sets the model's
 `LogitsProcessor.scale` to 1 / temperature and adds a forward hook that sets the vision placeholder
-logits to -inf. Every prompt log-prob and top-k entry is then
-log_softmax(logits / T) over the vocabulary without the placeholders: the same distribution the
-student samples from (vLLM's processed log-probs with `allowed_token_ids`), and the same formula as
-`rollout.hf_scoring.masked_log_softmax`. The hook is installed with `LLM.apply_model`; with
-multi-process engines (VLLM_ENABLE_V1_MULTIPROCESSING=1) vLLM must be allowed to send the function
-(VLLM_ALLOW_INSECURE_SERIALIZATION=1). Start-up fails if no logits layer was found.
+logits to -inf, and those of the unused ids of a padded vocabulary (config.vocab_size >
+len(tokenizer), as in Qwen's checkpoints). Every prompt log-prob and top-k entry is then
+log_softmax(logits / T) over the tokenizer's vocabulary without the placeholders: the same
+distribution the student samples from (vLLM's processed log-probs with `allowed_token_ids`), and
+the same formula as `rollout.hf_scoring.masked_log_softmax`. The hook is installed with
+`LLM.apply_model`; with multi-process engines (VLLM_ENABLE_V1_MULTIPROCESSING=1) vLLM must be
+allowed to send the function (VLLM_ALLOW_INSECURE_SERIALIZATION=1). Start-up fails if no logits
+layer was found.
 """
 
 from __future__ import annotations
@@ -32,17 +34,24 @@ from tvg.frame_cache import FrameCache
 
 
 def _mask_hook(module: Any, args: Any, output: Any) -> Any:
-    """Forward hook of a LogitsProcessor: banned token logits -> -inf."""
+    """Forward hook of a LogitsProcessor: banned token logits (and padding ids) -> -inf."""
     if output is None:
         return output
     output[..., module._vopd_banned_ids] = float("-inf")
+    num_tokens = getattr(module, "_vopd_num_tokens", None)
+    if num_tokens is not None:
+        output[..., num_tokens:] = float("-inf")
     return output
 
 
-def install_logits_transform(model: Any, temperature: float, banned_ids: list[int]) -> int:
+def install_logits_transform(
+    model: Any, temperature: float, banned_ids: list[int], num_tokens: int | None = None
+) -> int:
     """Make every LogitsProcessor of `model` return (logits / T) with banned ids at -inf.
 
-    Idempotent (a second call updates the settings). Returns the number of layers changed.
+    num_tokens: the tokenizer's length; the ids from it on (a padded vocabulary's unused rows)
+    are set to -inf too (None: none). Idempotent (a second call updates the settings). Returns
+    the number of layers changed.
     """
     import torch
     from vllm.model_executor.layers.logits_processor import LogitsProcessor
@@ -53,6 +62,7 @@ def install_logits_transform(model: Any, temperature: float, banned_ids: list[in
             continue
         module.scale = 1.0 / float(temperature)
         module._vopd_banned_ids = torch.tensor(banned_ids, dtype=torch.long)
+        module._vopd_num_tokens = num_tokens
         if not getattr(module, "_vopd_hooked", False):
             module.register_forward_hook(_mask_hook)
             module._vopd_hooked = True
@@ -94,6 +104,7 @@ class VLLMScorer(LocalScorer):
                 install_logits_transform,
                 temperature=config.temperature,
                 banned_ids=list(self.banned_ids),
+                num_tokens=len(self.tokenizer),
             )
         )
         if not changed or min(changed) < 1:

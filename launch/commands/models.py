@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 DEFAULT_OUT = "artifacts/models"
@@ -34,6 +35,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="size preset; repeat for several (default: student and teacher)",
     )
     build.add_argument("--seed", type=int, default=0, help="initialisation seed (default 0)")
+    build.add_argument(
+        "--vocab-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="embedding / LM-head rows (default: the tokenizer's length); e.g. 151936, "
+        "Qwen2.5-VL / Qwen3-VL's, pads them with unused ids while the tokenizer stays small",
+    )
     build.add_argument("--overwrite", action="store_true", help="rebuild existing directories")
     build.set_defaults(func=_build)
     info = actions.add_parser("info", help="print a model directory's family, sizes and params")
@@ -47,9 +56,18 @@ def _build(args: argparse.Namespace) -> int:
 
     families = tuple(args.family or ("qwen3_vl", "qwen2_5_vl"))
     sizes = tuple(args.size or ("student", "teacher"))
-    built = build_tiny_models(
-        args.out, families=families, sizes=sizes, seed=args.seed, overwrite=args.overwrite
-    )
+    try:
+        built = build_tiny_models(
+            args.out,
+            families=families,
+            sizes=sizes,
+            seed=args.seed,
+            overwrite=args.overwrite,
+            vocab_size=args.vocab_size,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     for name, path in built.items():
         print(f"{name:24s} {count_parameters(path):>10,d} params  {path}")
     return 0
@@ -70,8 +88,23 @@ def _info(args: argparse.Namespace) -> int:
     print(
         f"text            hidden {text.get('hidden_size')} x {text.get('num_hidden_layers')} layers"
     )
-    print(f"vocab           {text.get('vocab_size')}")
+    print(f"vocab           {_vocab_line(path, text.get('vocab_size'))}")
     build_file = path / "vopd_build.json"
     if build_file.is_file():
         print(f"built from      {build_file.read_text().strip()}")
     return 0
+
+
+def _vocab_line(path: Path, vocab_size: int | None) -> str:
+    """config.vocab_size, with the tokenizer's length and the unused padding ids if they differ."""
+    try:
+        from transformers import AutoTokenizer
+
+        tokens = len(AutoTokenizer.from_pretrained(path))
+    except (OSError, ValueError):  # no (loadable) tokenizer in the directory
+        return str(vocab_size)
+    if vocab_size is None or vocab_size == tokens:
+        return f"{vocab_size} (= tokenizer)"
+    if vocab_size < tokens:
+        return f"{vocab_size} (tokenizer {tokens}: larger than the embedding)"
+    return f"{vocab_size} (tokenizer {tokens}; {vocab_size - tokens} unused padding ids)"

@@ -21,11 +21,18 @@ BUILDER_VERSION = 1
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Which tiny model to build: family, size preset and seed."""
+    """Which tiny model to build: family, size preset, seed and embedding rows.
+
+    vocab_size: rows of the embedding and the LM head (config.vocab_size); None = the shared
+    tokenizer's length. A larger value pads them as Qwen's own checkpoints do (151,936 rows for
+    Qwen2.5-VL / Qwen3-VL): the ids past the tokenizer are unused, their rows are zero, and the
+    rollout / scoring code masks them like the vision placeholders. The tokenizer is unchanged.
+    """
 
     family: str = "qwen3_vl"
     size: str = "student"
     seed: int = 0
+    vocab_size: int | None = None
 
     @property
     def name(self) -> str:
@@ -38,12 +45,35 @@ class ModelSpec:
             raise ValueError(f"unknown model family {self.family!r}; expected one of {FAMILIES}")
         if self.size not in SIZES:
             raise ValueError(f"unknown model size {self.size!r}; expected one of {tuple(SIZES)}")
+        if self.vocab_size is not None and (
+            isinstance(self.vocab_size, bool) or not isinstance(self.vocab_size, int)
+        ):
+            raise ValueError(f"vocab_size must be an integer, got {self.vocab_size!r}")
+
+
+def check_vocab_size(vocab_size: int | None, tokenizer_size: int) -> int:
+    """The number of embedding rows to build: vocab_size, or tokenizer_size when None.
+
+    Raises ValueError naming both numbers when vocab_size is smaller than the tokenizer (its ids
+    would index past the embedding).
+    """
+    if vocab_size is None:
+        return tokenizer_size
+    if vocab_size < tokenizer_size:
+        raise ValueError(
+            f"vocab_size {vocab_size} is smaller than the tokenizer's {tokenizer_size} tokens; "
+            f"it must be at least {tokenizer_size} (e.g. 151936, Qwen2.5-VL / Qwen3-VL's)"
+        )
+    return vocab_size
 
 
 def _manifest_for(spec: ModelSpec) -> dict:
+    fields = asdict(spec)
+    if spec.vocab_size is None:  # unpadded builds keep the manifest (and the cache) they had
+        del fields["vocab_size"]
     return {
         "builder_version": BUILDER_VERSION,
-        **asdict(spec),
+        **fields,
         "size_preset": asdict(SIZES[spec.size]),
     }
 
@@ -65,7 +95,9 @@ def build_tiny_model(out_dir: str | Path, spec: ModelSpec, overwrite: bool = Fal
     """Build one tiny model (tokenizer, processor, float32 weights) into out_dir/spec.name.
 
     The directory appears atomically (built elsewhere, then renamed), and an existing directory
-    built from the same spec is reused unless `overwrite` is set.
+    built from the same spec is reused unless `overwrite` is set. With `spec.vocab_size` above
+    the tokenizer's length, the model is the unpadded model of the same seed with zero rows
+    appended to its embedding and LM head (identical on every real token id).
     """
     import torch
     from transformers import AutoConfig, AutoModelForImageTextToText
@@ -75,9 +107,10 @@ def build_tiny_model(out_dir: str | Path, spec: ModelSpec, overwrite: bool = Fal
     target = out_dir / spec.name
     if target.exists() and not overwrite and _is_built(target, spec):
         return target
-    out_dir.mkdir(parents=True, exist_ok=True)
 
     tokenizer = build_tokenizer()
+    rows = check_vocab_size(spec.vocab_size, len(tokenizer))
+    out_dir.mkdir(parents=True, exist_ok=True)
     ids = {
         "bos": tokenizer.convert_tokens_to_ids("<|endoftext|>"),
         "eos": tokenizer.convert_tokens_to_ids("<|im_end|>"),
@@ -98,6 +131,13 @@ def build_tiny_model(out_dir: str | Path, spec: ModelSpec, overwrite: bool = Fal
 
     torch.manual_seed(_seed_for(spec))
     model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
+    if rows > len(tokenizer):
+        # Pad after the seeded init, so the real rows and every other weight equal the unpadded
+        # model's; resize also sets config.text_config.vocab_size.
+        model.resize_token_embeddings(rows, mean_resizing=False)
+        with torch.no_grad():
+            model.get_input_embeddings().weight[len(tokenizer) :] = 0.0
+            model.get_output_embeddings().weight[len(tokenizer) :] = 0.0
     model.generation_config.eos_token_id = ids["eos"]
     model.generation_config.pad_token_id = ids["pad"]
     model.generation_config.bos_token_id = ids["bos"]
@@ -124,12 +164,16 @@ def build_tiny_models(
     sizes: tuple[str, ...] = ("student", "teacher"),
     seed: int = 0,
     overwrite: bool = False,
+    vocab_size: int | None = None,
 ) -> dict[str, Path]:
-    """Build every (family, size) pair into out_dir; return {"qwen3_vl-student": path, ...}."""
+    """Build every (family, size) pair into out_dir; return {"qwen3_vl-student": path, ...}.
+
+    vocab_size: embedding / LM-head rows of every model (see `ModelSpec.vocab_size`).
+    """
     built: dict[str, Path] = {}
     for family in families:
         for size in sizes:
-            spec = ModelSpec(family=family, size=size, seed=seed)
+            spec = ModelSpec(family=family, size=size, seed=seed, vocab_size=vocab_size)
             built[spec.name] = build_tiny_model(out_dir, spec, overwrite=overwrite)
     return built
 

@@ -37,6 +37,17 @@ def test_masked_log_softmax_bans_tokens_and_renormalises() -> None:
     assert torch.allclose(out[0, :3], expected)
 
 
+def test_masked_log_softmax_masks_a_padded_vocabulary() -> None:
+    """Ids from the tokenizer's length on (a padded vocabulary's unused rows) are never sampled."""
+    logits = torch.tensor([[1.0, 2.0, 3.0, 4.0, 0.0, 0.0]])
+    out = masked_log_softmax(logits, [1], temperature=2.0, num_tokens=4)
+    assert torch.isinf(out[0, [1, 4, 5]]).all()
+    expected = torch.log_softmax(torch.tensor([0.5, 1.5, 2.0]), dim=-1)
+    assert torch.allclose(out[0, [0, 2, 3]], expected)
+    unpadded = masked_log_softmax(logits, [1], num_tokens=6)
+    assert torch.equal(unpadded, masked_log_softmax(logits, [1]))
+
+
 @pytest.mark.e2e
 @pytest.mark.parametrize("name", ["qwen3_vl-student", "qwen2_5_vl-student"])
 def test_batched_hf_log_probs_match_vllm(name: str, tiny_models_dir: Path, vllm_engines) -> None:

@@ -201,3 +201,19 @@ def test_vision_and_context_checks(tiny_models_dir: Path, tmp_path: Path) -> Non
     check_context_length(4096, 4096)
     with pytest.raises(TeacherMismatchError, match="4097 tokens but the teacher's context"):
         check_context_length(4096, 4097)
+
+
+def test_logits_mask_hook_bans_placeholders_and_padding_ids() -> None:
+    """The vLLM teacher's logits hook: vision ids and a padded vocabulary's unused ids -> -inf."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from teacher_server.backend_vllm import _mask_hook
+
+    module = SimpleNamespace(_vopd_banned_ids=torch.tensor([1]), _vopd_num_tokens=5)
+    out = _mask_hook(module, (), torch.zeros(2, 8))
+    assert torch.isinf(out[:, [1, 5, 6, 7]]).all() and torch.isfinite(out[:, [0, 2, 3, 4]]).all()
+    module._vopd_num_tokens = None  # unpadded: only the banned ids
+    out = _mask_hook(module, (), torch.zeros(2, 8))
+    assert torch.isinf(out[:, 1]).all() and int(torch.isfinite(out).sum()) == 14
