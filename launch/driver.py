@@ -144,7 +144,8 @@ class Driver:
         self.ledger = Ledger(self.out)
         self.faults = FaultInjector.from_text(config.fault.kill, self.out, resume)
         self.recoveries = 0  # in-process restarts of the learner group (Driver.recover)
-        self.num_params = count_parameters(config.model.student)
+        # The FLOPs model's N: the input embedding is a lookup, not a matmul.
+        self.num_params = count_parameters(config.model.student, matmul_only=True)
         self.peak_flops = measure_matmul_peak(threads=1)
         self.step = 0
         self.train_seconds = 0.0  # wall-clock of the training steps, evaluation excluded

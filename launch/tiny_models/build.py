@@ -178,13 +178,19 @@ def build_tiny_models(
     return built
 
 
-def count_parameters(model_dir: str | Path) -> int:
-    """Return the number of parameters stored in a model directory's safetensors files."""
+def count_parameters(model_dir: str | Path, matmul_only: bool = False) -> int:
+    """Return the number of parameters stored in a model directory's safetensors files.
+
+    `matmul_only`: leave out the input embedding (a table lookup, no FLOPs per token) unless it
+    is tied to the LM head (no separate lm_head tensor), for the FLOPs model's N.
+    """
     from safetensors import safe_open
 
-    total = 0
+    sizes: dict[str, int] = {}
     for file in Path(model_dir).glob("*.safetensors"):
         with safe_open(str(file), framework="pt") as handle:
             for key in handle.keys():  # noqa: SIM118 (safe_open is not a dict)
-                total += math.prod(handle.get_slice(key).get_shape())
-    return total
+                sizes[key] = math.prod(handle.get_slice(key).get_shape())
+    if matmul_only and any(key.endswith("lm_head.weight") for key in sizes):
+        sizes = {k: v for k, v in sizes.items() if not k.endswith("embed_tokens.weight")}
+    return sum(sizes.values())

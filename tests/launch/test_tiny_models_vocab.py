@@ -81,6 +81,12 @@ def test_cli_builds_a_padded_model_with_the_small_tokenizer(
             assert torch.equal(wp[key], wu[key]), key
     hidden = wu["lm_head.weight"].shape[1]
     assert count_parameters(padded) - count_parameters(plain) == 2 * (PADDED - tokens) * hidden
+    # The FLOPs model's N leaves out the input embedding (a lookup), keeps the LM head.
+    embedding = [k for k in wp if k.endswith("embed_tokens.weight")]
+    assert len(embedding) == 1
+    assert count_parameters(padded, matmul_only=True) == count_parameters(padded) - (
+        wp[embedding[0]].numel()
+    )
 
     manifest = json.loads((padded / "vopd_build.json").read_text())
     assert manifest["vocab_size"] == PADDED

@@ -264,3 +264,31 @@ def test_math_modules_import_only_torch() -> None:
             for root in roots:
                 assert root in {"torch", "trainer", "__future__", "dataclasses", "typing",
                                 "collections", "inspect", "math"}, (path.name, root)  # fmt: skip
+
+
+def test_exact_path_when_the_teacher_list_covers_a_padded_vocabulary() -> None:
+    # A padded vocabulary (unused ids at -inf for the student) with a teacher list as long as
+    # the usable ids: the exact form is taken (no union-of-top-k "teacher_coverage" metric) and
+    # equals the full-row loss.
+    inputs, _ = make_inputs()
+    pad = 7
+    rows = torch.cat(
+        [inputs.student_logprob_rows, torch.full((B, T, pad), float("-inf"), dtype=torch.float64)],
+        -1,
+    )
+    teacher = torch.cat(
+        [inputs.teacher_logprob_rows, torch.full((B, T, pad), float("-inf"), dtype=torch.float64)],
+        -1,
+    )
+    top_lp, top_ids = inputs.teacher_logprob_rows.topk(V, -1)
+    padded = ObjectiveInputs(
+        logprobs=inputs.logprobs,
+        mask=inputs.mask,
+        student_logprob_rows=rows,
+        teacher_topk_ids=top_ids,
+        teacher_topk_logprobs=top_lp,
+    )
+    out = get_objective("opd_full_rkl")(padded)
+    assert "teacher_coverage" not in out.metrics
+    exact = opd_full_rkl_loss(rows, teacher, inputs.mask)
+    assert out.loss.item() == pytest.approx(exact.loss.item(), rel=1e-9)

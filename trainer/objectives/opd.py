@@ -235,16 +235,21 @@ def _untrained_as_student(
 
 
 def rows_from_topk(
-    topk_ids: torch.Tensor, topk_logprobs: torch.Tensor, vocab_size: int
+    topk_ids: torch.Tensor,
+    topk_logprobs: torch.Tensor,
+    vocab_size: int,
+    support_size: int | None = None,
 ) -> torch.Tensor | None:
-    """Dense (B, T, V) log-prob rows from a top-k list that covers the whole vocabulary, or None.
+    """Dense (B, T, V) log-prob rows from a top-k list that covers the whole support, or None.
 
     A teacher asked for k = V returns its full distribution as a top-k list; scattered back into
     rows it feeds `opd_full_rkl_loss` directly (O(V) per position) instead of the union-of-top-k
-    form (O(V^2) per position). Returns None when the list is shorter than the vocabulary, so
-    the caller keeps the approximation. Ids not listed (padding rows) stay -inf.
+    form (O(V^2) per position). `support_size` is how many ids can carry probability (default V;
+    a padded vocabulary's unused ids and the vision placeholders cannot): a list at least that
+    long is complete. Returns None when the list is shorter, so the caller keeps the
+    approximation. Ids not listed (padding rows) stay -inf.
     """
-    if topk_ids.shape[-1] < vocab_size:
+    if topk_ids.shape[-1] < (vocab_size if support_size is None else support_size):
         return None
     rows = torch.full(
         (*topk_ids.shape[:-1], vocab_size),

@@ -116,10 +116,16 @@ def _opd_full_rkl(inputs: ObjectiveInputs, **options: object) -> LossOutput:
             "objective 'opd_full_rkl' needs inputs.teacher_logprob_rows (exact) or "
             "inputs.teacher_topk_ids + inputs.teacher_topk_logprobs (union-of-top-k approximation)"
         )
+    student_rows = inputs.student_logprob_rows
+    # Ids the student can put mass on (a padded vocabulary's unused rows and the vision
+    # placeholders are -inf): a teacher list that long is the whole distribution.
+    finite = torch.isfinite(student_rows.detach()).sum(-1)[inputs.mask.bool()]
+    support = int(finite.max()) if finite.numel() else student_rows.shape[-1]
     teacher_rows = rows_from_topk(
         inputs.teacher_topk_ids,
         inputs.teacher_topk_logprobs,
-        inputs.student_logprob_rows.shape[-1],
+        student_rows.shape[-1],
+        support_size=support,
     )
     if teacher_rows is not None:  # the teacher returned its whole distribution: exact form
         exact_options = {k: v for k, v in options.items() if k in _EXACT_RKL_OPTIONS}
