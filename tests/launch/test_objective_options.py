@@ -283,3 +283,38 @@ def test_a_micro_batch_of_ground_truth_rows_only_trains_with_a_kl_coefficient() 
     loss, metrics = step_loss("tempsamp", trajectories, scores, options, totals)
     loss.backward()
     assert torch.isfinite(loss) and metrics["kl"] == 0.0
+
+
+def test_adding_an_objective_is_one_function_and_its_registration(monkeypatch) -> None:
+    # The worked example of docs/ARCHITECTURE.md: a leave-one-out baseline, registered once,
+    # validates, computes its advantages in the step logic and trains through the loss.
+    from trainer.objectives import grpo_loss, registry
+
+    def rloo_advantages(rewards, group_ids, *, scale: float = 1.0):
+        """Each row's reward minus the mean of the other rows of its group, times `scale`."""
+        same = group_ids[:, None] == group_ids[None, :]
+        others = same.sum(1) - 1
+        total = (same * rewards[None, :]).sum(1) - rewards
+        baseline = torch.where(others > 0, total / others.clamp_min(1), rewards)
+        return scale * (rewards - baseline)
+
+    spec = registry.ObjectiveSpec(
+        "rloo",
+        registry._policy_gradient("rloo", ground_truth_rows=False),
+        (grpo_loss,),
+        ("logprobs", "mask", "advantages"),
+        "REINFORCE with a leave-one-out baseline",
+        advantage=rloo_advantages,
+        min_group_size=2,
+        needs_labels=True,
+    )
+    monkeypatch.setitem(registry.OBJECTIVES, "rloo", spec)
+    assert "scale" in spec.options() and "eps_low" in spec.options()
+    with pytest.raises(ConfigError, match="groups of >= 2"):
+        load_config(None, ["trainer.objective=rloo", "rollout.n=1"])
+    with pytest.raises(ConfigError, match="unknown option"):
+        _config("rloo", {"variant": "anchor"})
+    base = _step("rloo", _config("rloo", {}).trainer.objective_kwargs, 0)
+    scaled = _step("rloo", _config("rloo", {"scale": 2.0}).trainer.objective_kwargs, 0)
+    assert base["advantages"][0] == pytest.approx(0.1 - (0.5 + 0.9 + 0.2) / 3)
+    assert _differs(base, scaled) and np.isfinite(base["loss"])
