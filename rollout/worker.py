@@ -32,11 +32,14 @@ def build_engine(config: EngineConfig, frame_cache: FrameCache | None = None) ->
 
 
 def worker_env(config: EngineConfig) -> dict[str, str]:
-    """Environment variables for a worker process: thread counts and vLLM's CPU defaults."""
-    from rollout.vllm_env import CPU_DEFAULTS
+    """Environment variables for a worker process: thread counts, vLLM's CPU defaults and (for a
+    vLLM engine) the engine-process settings (`rollout.vllm_env.engine_process_env`)."""
+    from rollout.vllm_env import CPU_DEFAULTS, engine_process_env
 
     threads = str(config.threads)
     env = {**CPU_DEFAULTS, "VLLM_CPU_KVCACHE_SPACE": str(config.kv_cache_gib)}
+    if config.engine == "vllm":
+        env.update(engine_process_env())
     env.update({"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads})
     for key in ("RAY_AUTH_MODE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "VOPD_TORCHVISION_SHIM"):
         if key in os.environ:

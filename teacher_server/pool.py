@@ -109,6 +109,10 @@ class TeacherPool:
         }
         if self.config.resources:
             options["resources"] = dict(self.config.resources)
+        if self.config.backend == "vllm":
+            from rollout.vllm_env import engine_process_env
+
+            options["runtime_env"] = {"env_vars": engine_process_env()}
         return self._actor_cls.options(**options).remote(self.config, self._token)
 
     def restart_worker(self, index: int) -> None:

@@ -1,7 +1,10 @@
-"""Fixtures of the rollout tests: a small synthetic video set and one shared vLLM engine."""
+"""Fixtures of the rollout tests: a small synthetic video set, one shared vLLM engine, and a
+capture of one logger's records (for the log-filter tests)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,3 +44,27 @@ def student_engine(tiny_models_dir: Path):
     from rollout.engine_vllm import VLLMEngine
 
     return VLLMEngine(EngineConfig(model=str(tiny_models_dir / "qwen3_vl-student"), threads=2))
+
+
+@pytest.fixture
+def logger_records() -> Callable[[str, Callable[[logging.Logger], None]], list[str]]:
+    """`capture(name, emit)`: the messages that `emit(logger)` gets through logger `name`'s own
+    filters, seen by a handler attached to that logger itself (so a library's logging set-up,
+    such as vLLM's propagate=False, cannot hide them)."""
+
+    def capture(name: str, emit: Callable[[logging.Logger], None]) -> list[str]:
+        logger = logging.getLogger(name)
+        records: list[logging.LogRecord] = []
+        handler = logging.Handler()
+        handler.emit = records.append  # type: ignore[method-assign]
+        level = logger.level
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+        try:
+            emit(logger)
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+        return [record.getMessage() for record in records]
+
+    return capture

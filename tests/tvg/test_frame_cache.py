@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -35,6 +36,24 @@ def test_second_request_is_a_hit_and_shares_read_only_frames(videos):
     assert not first.frames.flags.writeable
     with pytest.raises(ValueError):
         first.frames[0, 0, 0, 0] = 1
+
+
+def test_libraries_get_writable_frames_and_the_cache_stays_read_only(videos):
+    """transformers turns frames into tensors with torch.from_numpy, which warns on read-only
+    arrays: cached frames are handed over as writable copies (uncached ones as they are)."""
+    import torch
+
+    cached = build_vision_inputs(videos[0], SETTINGS, FrameCache())
+    handed = [cached.vllm_mm_data()["video"][0], cached.hf_processor_kwargs()["videos"][0]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tensors = [torch.from_numpy(frames) for frames in handed]
+    for frames, tensor in zip(handed, tensors, strict=True):
+        assert frames is not cached.frames and np.array_equal(frames, cached.frames)
+        tensor.zero_()  # a write through the tensor leaves the cached frames alone
+    assert not cached.frames.flags.writeable and cached.frames.any()
+    fresh = build_vision_inputs(videos[0], SETTINGS)
+    assert fresh.hf_processor_kwargs()["videos"][0] is fresh.frames  # no copy needed
 
 
 def test_key_depends_on_settings_and_file_version(videos, tmp_path):
