@@ -140,7 +140,12 @@ class Driver:
         self._seed(config.trainer.seed)
         init_ray(config)
         self._load_data()
-        self._start_actors()
+        self.rollout = self.teacher = self.reference = self.learners = None
+        try:
+            self._start_actors()
+        except BaseException:
+            self._stop_actors()  # a failed start-up check leaves no actor behind
+            raise
         self.ledger = Ledger(self.out)
         self.faults = FaultInjector.from_text(config.fault.kill, self.out, resume)
         self.recoveries = 0  # in-process restarts of the learner group (Driver.recover)
@@ -236,7 +241,22 @@ class Driver:
                 **({"token_env": cfg.teacher.token_env} if cfg.teacher.token_env else {}),
             )
         self.reference = self._start_reference()
+        self._startup_checks()
         self.learners = self._start_learners()
+
+    def _startup_checks(self) -> None:
+        """Before any learner starts: the teacher (and the KL reference) must share the
+        student's tokenizer, vocabulary and vision-input settings, and fit its context length;
+        a `TeacherMismatchError` names what differs."""
+        cfg = self.config
+        for pool in (self.teacher, self.reference):
+            if pool is not None:
+                pool.check_student(
+                    cfg.model.student,
+                    self.video_settings,
+                    self.video_settings,
+                    longest_sequence=cfg.rollout.max_model_len,
+                )
 
     def _start_learners(self) -> Any:
         """The DeepSpeed learner ranks (fresh actors, initial weights)."""
@@ -259,6 +279,7 @@ class Driver:
                 min_lr_ratio=learner.min_lr_ratio,
                 grad_clip=learner.grad_clip,
                 micro_batch_size=learner.micro_batch_size,
+                gradient_checkpointing=learner.gradient_checkpointing,
                 freeze_vision=cfg.model.freeze_vision,
                 temperature=cfg.rollout.temperature,
                 seed=cfg.trainer.seed,
@@ -610,6 +631,9 @@ class Driver:
     def shutdown(self) -> None:
         """Stop every actor group."""
         self.ledger.close()
+        self._stop_actors()
+
+    def _stop_actors(self) -> None:
         for group in (self.rollout, self.teacher, self.reference, self.learners):
             if group is not None:
                 group.shutdown()

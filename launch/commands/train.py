@@ -47,11 +47,15 @@ def _run(args: argparse.Namespace) -> int:
         print(config_to_yaml(config))
         return 0
     from launch.driver import Driver
+    from teacher_server.checks import TeacherMismatchError
 
     try:
         driver = Driver(config, resume=args.resume)
     except ConfigError as exc:
         print(f"error: {exc}")
+        return 2
+    except TeacherMismatchError as exc:
+        print(f"error: start-up check failed, nothing trained: {exc}")
         return 2
     try:
         summary = driver.run()

@@ -16,16 +16,6 @@ from launch.ledger import read_ledger
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def loop_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small synthetic dataset: 8 training and 4 validation videos."""
-    from tvg.synth import write_dataset
-
-    out = tmp_path_factory.mktemp("loop_data")
-    write_dataset(out, n_train=8, n_val=4, n_test=0, seed=5)
-    return out
-
-
 def _config(preset: str, out: Path, data: Path, models: Path, steps: int, **extra: str):
     overrides = {
         "out_dir": str(out),
@@ -202,3 +192,43 @@ def test_ppo_epochs_reuse_the_batch_so_the_clip_acts(
     assert max(r["learner"]["clip_frac"] for r in records) > 0
     assert max(r["learner"]["ratio_max"] for r in records) != 1.0
     assert all(np.isfinite(r["learner"]["kl"]) for r in records)
+
+
+def test_startup_checks_refuse_a_mismatched_teacher_before_any_learner(
+    tmp_path: Path, loop_data: Path, tiny_models_dir: Path, ray_session, monkeypatch
+) -> None:
+    from launch.driver import Driver
+    from rollout.group import RolloutGroup
+    from teacher_server.checks import TeacherMismatchError
+    from teacher_server.pool import TeacherPool
+
+    config = _config(
+        "opd",
+        tmp_path / "mismatch",
+        loop_data,
+        tiny_models_dir,
+        steps=1,
+        **{"model.teacher": str(tiny_models_dir / "qwen2_5_vl-teacher")},
+    )
+    stopped: list[str] = []
+
+    def spy(cls, name):
+        original = cls.shutdown
+
+        def shutdown(self):
+            stopped.append(name)
+            return original(self)
+
+        monkeypatch.setattr(cls, "shutdown", shutdown)
+
+    spy(RolloutGroup, "rollout")
+    spy(TeacherPool, "teacher")
+
+    def no_learners(self):
+        raise AssertionError("a learner started before the start-up checks")
+
+    monkeypatch.setattr(Driver, "_start_learners", no_learners)
+    with pytest.raises(TeacherMismatchError, match=r"vision|tokenizer"):
+        Driver(config)
+    assert not (tmp_path / "mismatch" / "metrics.jsonl").exists()
+    assert sorted(stopped) == ["rollout", "teacher"]  # the actors it started are gone
