@@ -183,9 +183,13 @@ class Driver:
             fps=cfg.fps, max_frames=cfg.max_frames, max_pixels=cfg.max_pixels
         )
 
-        def prompts_of(path: str) -> list[PromptSpec]:
+        def prompts_of(path: str, allow_unlabelled: bool = False) -> list[PromptSpec]:
             report = load_samples(
-                path, cfg.format, video_root=cfg.video_root, strict=not cfg.lenient
+                path,
+                cfg.format,
+                video_root=cfg.video_root,
+                strict=not cfg.lenient,
+                allow_unlabelled=allow_unlabelled,
             )
             if report.n_skipped:
                 print(f"[data] {path}: skipped {report.n_skipped} bad records: {report.skipped}")
@@ -194,7 +198,10 @@ class Driver:
                 for s in report.samples
             ]
 
-        self.train_prompts = prompts_of(cfg.train)
+        # Training data may be unlabelled where nothing in the run reads a span (OPD: the teacher
+        # is the signal); evaluation stays on labelled splits.
+        self.train_prompts = prompts_of(cfg.train, allow_unlabelled=True)
+        require_labels(self.train_prompts, cfg.train, self.spec, self.config.curriculum.kind)
         self.val_prompts = prompts_of(cfg.val) if cfg.val else []
         if self.config.eval.max_samples:
             self.val_prompts = self.val_prompts[: self.config.eval.max_samples]
@@ -637,6 +644,33 @@ class Driver:
         for group in (self.rollout, self.teacher, self.reference, self.learners):
             if group is not None:
                 group.shutdown()
+
+
+# Curricula that read ground-truth spans (TVDF's teacher-reliability filter, difficulty by IoU).
+LABELLED_CURRICULA = ("tvdf", "difficulty")
+
+
+def require_labels(prompts: list[Any], path: str, spec: Any, curriculum: str) -> None:
+    """ConfigError naming the file, the first unlabelled records and what needs labels, when
+    training prompts without a ground-truth span meet an objective that trains on labels (SFT,
+    GRPO, TempSamp-R1: `spec.needs_labels`) or a curriculum that reads them."""
+    from launch.config import ConfigError
+
+    unlabelled = [p.sample_id for p in prompts if not p.spans]
+    if not unlabelled:
+        return
+    needs = []
+    if spec.needs_labels:
+        needs.append(f"objective {spec.name!r}")
+    if curriculum in LABELLED_CURRICULA:
+        needs.append(f"curriculum.kind={curriculum}")
+    if needs:
+        shown = ", ".join(unlabelled[:5]) + (" ..." if len(unlabelled) > 5 else "")
+        raise ConfigError(
+            f"{path}: {len(unlabelled)} of {len(prompts)} training records have no ground-truth "
+            f"span ({shown}), and {' and '.join(needs)} trains on labels; label them, or use "
+            "an objective that needs none (OPD: the teacher is the signal)"
+        )
 
 
 def updates_per_step(config: RunConfig) -> int:

@@ -90,6 +90,8 @@ def assign_rewards(batch: RolloutBatch, objective: str, reward_cfg: Any) -> None
                 format_weight=reward_cfg.format_weight,
                 eos_weight=reward_cfg.eos_weight,
             )
+        if not spec.spans:  # an unlabelled prompt (OPD on an unlabelled corpus): no IoU
+            parts = {k: v for k, v in parts.items() if k not in ("iou", "accuracy")}
         traj.rewards.update(parts)
 
 
@@ -139,7 +141,7 @@ def batch_metrics(
 ) -> dict[str, float]:
     """Per-step statistics of the sampled (not injected) trajectories."""
     sampled = [t for t in batch.trajectories if not t.is_ground_truth]
-    ious = [t.rewards.get("iou", 0.0) for t in sampled]
+    ious = [t.rewards["iou"] for t in sampled if "iou" in t.rewards]  # labelled prompts only
     totals = [t.rewards.get("total", 0.0) for t in sampled]
     out: dict[str, float] = {
         "reward_mean": _mean(totals),
@@ -147,6 +149,7 @@ def batch_metrics(
         "iou_mean": _mean(ious),
         "parse_rate": _mean([float(parse_span(t.text) is not None) for t in sampled]),
         "completions": float(len(sampled)),
+        "unlabelled_completions": float(sum(1 for t in sampled if "iou" not in t.rewards)),
         "skipped_prompts": float(len(batch.skipped)),
         "tokens_prompt": float(sum(t.num_prompt_tokens for t in sampled)),
         "tokens_generated": float(sum(t.num_completion_tokens for t in sampled)),

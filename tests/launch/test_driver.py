@@ -232,3 +232,27 @@ def test_startup_checks_refuse_a_mismatched_teacher_before_any_learner(
         Driver(config)
     assert not (tmp_path / "mismatch" / "metrics.jsonl").exists()
     assert sorted(stopped) == ["rollout", "teacher"]  # the actors it started are gone
+
+
+def test_opd_trains_on_an_unlabelled_corpus(
+    tmp_path: Path, loop_data: Path, tiny_models_dir: Path, ray_session
+) -> None:
+    # The teacher is OPD's signal: training records need a video and a query, not a span.
+    records = json.loads((loop_data / "train.json").read_text())
+    for record in records.values():
+        record.pop("spans")
+    unlabelled = tmp_path / "unlabelled_train.json"
+    unlabelled.write_text(json.dumps(records))
+    config = _config(
+        "opd",
+        tmp_path / "unlabelled",
+        loop_data,
+        tiny_models_dir,
+        steps=1,
+        **{"data.train": str(unlabelled)},
+    )
+    (record,) = _run(config)
+    assert not record["skipped_update"] and record["tokens_teacher_scored"] > 0
+    assert record["unlabelled_completions"] == record["completions"] == 6
+    assert record["iou_mean"] is None  # no IoU without labels (NaN in the ledger)
+    assert record["val"]["n"] == 4  # evaluation stays on the labelled split

@@ -354,6 +354,31 @@ def _(ctx: Ctx) -> None:
     assert str(info.value).startswith(f"{path}:1")
 
 
+
+@case(
+    "ANN-31",
+    "annotation",
+    "TimeLens-Bench record with queries but no spans (an unlabelled corpus)",
+    "strict (labels required): DataError [unlabelled] naming the file and record; lenient: the "
+    "record skipped and counted; allow_unlabelled: loaded with empty spans",
+)
+def _(ctx: Ctx) -> None:
+    from tvg.errors import DataError
+    from tvg.formats import load_samples
+
+    path = ctx.tmp_path / "unlabelled.json"
+    path.write_text(
+        '{"v_no": {"duration": 9.0, "queries": ["a", "b"]},\n'
+        ' "v_ok": {"duration": 9.0, "spans": [[1, 2]], "queries": ["c"]}}\n'
+    )
+    with pytest.raises(DataError, match="unlabelled") as info:
+        load_samples(path, check_videos=False)
+    assert str(info.value).startswith(f"{path}:1: key \"v_no\"")
+    report = load_samples(path, strict=False, check_videos=False)
+    assert dict(report.skipped) == {"unlabelled": 1} and len(report.samples) == 1
+    loaded = load_samples(path, allow_unlabelled=True, check_videos=False)
+    assert [s.spans for s in loaded.samples] == [(), (), ((1.0, 2.0),)]
+
 # ====================================================================== videos
 def _video_error(path: Path, *needles: str) -> None:
     from tvg.video import VideoError, build_vision_inputs
@@ -474,6 +499,43 @@ def _(ctx: Ctx) -> None:
     assert "no_such_style" in skipped[2].reason
     batch = RolloutBatch.merge([RolloutBatch(prompts=specs, skipped=skipped)], specs)
     assert len(batch.skipped) == 3
+
+
+@case(
+    "STEP-05",
+    "training step",
+    "unlabelled training records for an objective or curriculum that trains on labels (SFT, "
+    "GRPO, TempSamp-R1; TVDF / difficulty curricula)",
+    "ConfigError before any actor starts, naming the file, the unlabelled records and what "
+    "needs labels; OPD with a uniform curriculum accepts them",
+)
+def _(ctx: Ctx) -> None:
+    import dataclasses
+
+    from launch.config import ConfigError
+    from launch.driver import require_labels
+    from trainer.objectives.registry import get_objective_spec
+
+    video = ctx.video_root / "clip.mp4"
+    prompts = [
+        dataclasses.replace(_spec("a", video), spans=((0.5, 1.0),)),
+        _spec("b", video),
+        _spec("c", video),
+    ]
+    for objective, curriculum in (
+        ("sft", "uniform"),
+        ("grpo", "uniform"),
+        ("tempsamp", "uniform"),
+        ("opd", "tvdf"),
+        ("opd", "difficulty"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            require_labels(prompts, "train.json", get_objective_spec(objective), curriculum)
+        message = str(info.value)
+        assert message.startswith("train.json: 2 of 3") and "b, c" in message, message
+        assert objective in message or curriculum in message
+    for objective in ("opd", "opd_full_rkl", "opd_topk_fkl"):
+        require_labels(prompts, "train.json", get_objective_spec(objective), "uniform")
 
 
 def _trajectory(index: int, logprobs: list[float], **fields: Any) -> Any:

@@ -9,6 +9,7 @@ video is <video_root>/<video_id>.<ext>. One `Sample` per query, id "<video_id>#<
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from tvg.errors import DataError
 from tvg.formats.base import LoadContext, Scope, duplicate_keys, line_of_key, parse_json_document
@@ -45,8 +46,8 @@ def load_video_keyed(
         scope = ctx.scope(key=video_id)
         try:
             duration = scope.child(".duration").duration(scope.get(record, "duration"))
-            spans = scope.get(record, spans_field)
             queries = scope.get(record, queries_field)
+            spans = _spans_or_unlabelled(ctx, scope, record, spans_field, queries)
             if not isinstance(spans, list):
                 raise scope.child(f".{spans_field}").error(
                     "bad_type", f"{spans_field} must be a list"
@@ -67,9 +68,18 @@ def load_video_keyed(
         for i, (raw_query, raw_spans) in enumerate(zip(queries, spans, strict=True)):
             try:
                 query = scope.child(f".{queries_field}[{i}]").query(raw_query)
-                pairs, clamped = scope.child(f".{spans_field}[{i}]").spans(
-                    raw_spans, duration, ctx.options
-                )
+                if raw_spans is None or raw_spans == []:
+                    if not ctx.options.allow_unlabelled:
+                        raise scope.child(f".{spans_field}[{i}]").error(
+                            "unlabelled",
+                            f"query {i} has no span (an unlabelled corpus is accepted only "
+                            "where the objective needs no labels)",
+                        )
+                    pairs, clamped = [], 0
+                else:
+                    pairs, clamped = scope.child(f".{spans_field}[{i}]").spans(
+                        raw_spans, duration, ctx.options
+                    )
             except DataError as exc:
                 ctx.skip(exc)
                 continue
@@ -86,3 +96,19 @@ def load_video_keyed(
                     video_id=video_id,
                 ),
             )
+
+
+def _spans_or_unlabelled(
+    ctx: LoadContext, scope: Scope, record: Any, spans_field: str, queries: Any
+) -> Any:
+    """The record's spans list; a record with no spans field (or null) is an unlabelled record:
+    one `None` per query when unlabelled samples are allowed, else a DataError."""
+    if isinstance(record, dict) and record.get(spans_field) is None:
+        if not ctx.options.allow_unlabelled:
+            raise scope.error(
+                "unlabelled",
+                f"no {spans_field} (an unlabelled corpus is accepted only where the objective "
+                "needs no labels)",
+            )
+        return [None] * (len(queries) if isinstance(queries, list) else 0)
+    return scope.get(record, spans_field)
