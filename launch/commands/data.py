@@ -1,4 +1,5 @@
-"""`vopd data check`: validate an annotation file and summarise it."""
+"""`vopd data check` (validate an annotation file and summarise it) and `vopd data corrupt`
+(seeded label noise: corrupt a share of an annotation file's spans, tvg/label_noise.py)."""
 
 from __future__ import annotations
 
@@ -19,13 +20,32 @@ exit status:
   2  usage error
 """
 
+CORRUPT_EPILOG = """\
+kinds (each corrupted record draws one uniformly from --kinds):
+  shift   the span moves by a random offset of at least half its length, keeping its length
+          (when the video has no room for that: half a length toward the roomier side, clipped)
+  shrink  a random sub-span covering 10-50% of the span
+  swap    the span(s) of another query on the same video, else a random span of similar length
+          whose IoU with the original is < 0.3
+
+exactly round(share x N) of the N records (queries) are corrupted, halves rounded up; the seed
+fixes which (nested: with one seed, the records corrupted at 0.25 are among those at 0.5, and
+corrupted the same way). The output keeps the input's format (timelens_bench, activitynet,
+timelens_100k, qvhighlights; charades_sta and ms_swift are refused). The input is loaded strictly:
+a bad record (a query without a span included) is an error naming the file and the record.
+Sidecar: the output's name with its suffix replaced by .noise.json (B.json -> B.noise.json): per
+corrupted record its id, kind, original and new spans and IoU; the realised share and mean IoU.
+
+exit status: 0 written; 1 bad input file or format that cannot be written; 2 usage error
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add the `data` command (with its `check` action) to the `vopd` parser."""
+    """Add the `data` command (with its `check` and `corrupt` actions) to the `vopd` parser."""
     parser = subparsers.add_parser(
         "data",
-        help="inspect annotation files",
-        description="Inspect temporal-grounding annotation files.",
+        help="inspect annotation files (check) and add label noise to them (corrupt)",
+        description="Inspect temporal-grounding annotation files and add label noise to them.",
     )
     parser.set_defaults(func=lambda args: _print_help(parser))
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION")
@@ -58,6 +78,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     check.add_argument("--json", action="store_true", help="print the summary as JSON")
     check.set_defaults(func=run_check)
+    corrupt = actions.add_parser(
+        "corrupt",
+        help="corrupt a share of an annotation file's spans (seeded label noise)",
+        description="Write a copy of an annotation file in which a chosen share of the records "
+        "carry a corrupted span (shifted, shrunk or swapped to another event), plus a sidecar "
+        "JSON recording every change.",
+        epilog=CORRUPT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    corrupt.add_argument("--in", dest="in_path", required=True, help="input annotation file")
+    corrupt.add_argument("--out", required=True, help="output annotation file (same format)")
+    corrupt.add_argument(
+        "--share", type=float, required=True, help="share of records to corrupt, in [0, 1]"
+    )
+    corrupt.add_argument("--seed", type=int, default=0, help="random seed >= 0 (default 0)")
+    corrupt.add_argument(
+        "--kinds",
+        default="shift,shrink,swap",
+        help="comma-separated corruption kinds allowed (default shift,shrink,swap)",
+    )
+    corrupt.add_argument("--format", help="annotation format of the input (default: detected)")
+    corrupt.add_argument(
+        "--decimals", type=int, default=2, help="round new times to this many places (default 2)"
+    )
+    corrupt.add_argument(
+        "--json", action="store_true", help="print the sidecar without its records, as JSON"
+    )
+    corrupt.set_defaults(func=run_corrupt)
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:
@@ -137,3 +185,47 @@ def run_check(args: argparse.Namespace) -> int:
     else:
         _print_text(summary)
     return 0 if report.clean else 1
+
+
+def run_corrupt(args: argparse.Namespace) -> int:
+    """Write the corrupted file and its sidecar; print a summary; return the exit status."""
+    from tvg.errors import DataError
+    from tvg.label_noise import LabelNoiseError, check_share, corrupt_file, parse_kinds
+
+    try:
+        check_share(args.share)
+        kinds = parse_kinds(args.kinds)
+        if args.seed < 0:
+            raise LabelNoiseError(f"seed must be an integer >= 0, got {args.seed}")
+        if args.decimals < 0:
+            raise LabelNoiseError(f"decimals must be >= 0, got {args.decimals}")
+    except LabelNoiseError as err:
+        print(f"vopd data corrupt: {err}", file=sys.stderr)
+        return 2
+    try:
+        summary = corrupt_file(
+            args.in_path,
+            args.out,
+            share=args.share,
+            seed=args.seed,
+            kinds=kinds,
+            format=args.format,
+            decimals=args.decimals,
+        )
+    except (DataError, LabelNoiseError) as err:
+        print(f"vopd data corrupt: error: {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        brief = {k: v for k, v in summary.items() if k != "records"}
+        print(json.dumps(brief, indent=2))
+        return 0
+    mean = summary["mean_iou"]
+    kinds_done = ", ".join(f"{k} {n}" for k, n in summary["by_kind"].items()) or "none"
+    print(f"wrote {summary['output']} ({summary['format']}, seed {summary['seed']})")
+    print(
+        f"corrupted {summary['n_corrupted']} of {summary['n_records']} records "
+        f"(share {summary['share_realised']:.4f}; by kind: {kinds_done})"
+    )
+    print(f"mean IoU(original, corrupted): {'-' if mean is None else f'{mean:.3f}'}")
+    print(f"sidecar: {summary['sidecar']}")
+    return 0

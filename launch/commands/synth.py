@@ -17,6 +17,11 @@ levels (details: docs/SYNTHETIC_DATA.md):
 writes DIR/videos/<id>.mp4, DIR/{train,val,test}.json (TimeLens-Bench format) and DIR/stats.json
 (split statistics and the blind floor: the best duration-only answer [a*D, b*D] chosen on train).
 The same --seed always gives identical annotations and videos.
+
+--label-noise SHARE (noisy-label arms, docs/DATA.md §7 "Label noise"): train.json then carries
+corrupted spans on round(SHARE x n_train) samples (`vopd data corrupt` with the same --seed), the
+clean labels are kept in train.clean.json and the changes listed in train.noise.json; val and test
+stay clean, and stats.json (blind floor included) describes the clean labels.
 """
 
 
@@ -42,6 +47,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         default="auto",
         help="video encoder (default: libx264 when available, else mpeg4)",
     )
+    parser.add_argument(
+        "--label-noise",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="corrupt this share of the train split's spans, in [0, 1] (default: none)",
+    )
+    parser.add_argument(
+        "--label-noise-kinds",
+        default="shift,shrink,swap",
+        help="corruption kinds for --label-noise (default shift,shrink,swap)",
+    )
     parser.set_defaults(func=run_synth)
 
 
@@ -57,6 +74,19 @@ def run_synth(args: argparse.Namespace) -> int:
     if min(args.n_train, args.n_val, args.n_test) < 0:
         print("vopd synth: sample counts must be >= 0", file=sys.stderr)
         return 2
+    label_noise = getattr(args, "label_noise", None)
+    noise_kinds = getattr(args, "label_noise_kinds", None)
+    if label_noise is not None:
+        from tvg.label_noise import LabelNoiseError, check_share, parse_kinds
+
+        try:
+            check_share(label_noise)
+            parse_kinds(noise_kinds)
+            if args.seed < 0:
+                raise LabelNoiseError(f"--label-noise needs a seed >= 0, got {args.seed}")
+        except LabelNoiseError as err:
+            print(f"vopd synth: --label-noise: {err}", file=sys.stderr)
+            return 2
     stats = write_dataset(
         args.out,
         n_train=args.n_train,
@@ -67,6 +97,7 @@ def run_synth(args: argparse.Namespace) -> int:
         codec=args.codec,
         progress=lambda line: print(line, file=sys.stderr),
     )
+    noise_line = _train_label_noise(args.out, label_noise, args.seed, noise_kinds)
     blind = stats["blind_floor"]
     print(f"wrote {args.out}: level {stats['level']}, seed {stats['seed']}, codec {stats['codec']}")
     if blind["a"] is not None:
@@ -84,4 +115,32 @@ def run_synth(args: argparse.Namespace) -> int:
             f"(mean {dur['mean']:.1f}), span {span['min']:.0f}-{span['max']:.0f} s "
             f"(mean {span['mean']:.1f}), blind floor mIoU {split['blind_floor_miou']:.2f}"
         )
+    if noise_line:
+        print(noise_line)
     return 0
+
+
+def _train_label_noise(out: str, share: float | None, seed: int, kinds: str | None) -> str | None:
+    """Corrupt DIR/train.json in place when `share` is set (clean copy kept); return a summary line.
+
+    Without `share`, a train.clean.json / train.noise.json left by an earlier noisy run into the
+    same folder is removed, so that no sidecar describes a train.json it does not match.
+    """
+    from pathlib import Path
+
+    train = Path(out) / "train.json"
+    clean = train.with_name("train.clean.json")
+    if share is None:
+        for stale in (clean, train.with_name("train.noise.json")):
+            stale.unlink(missing_ok=True)
+        return None
+    from tvg.label_noise import corrupt_file
+
+    train.replace(clean)
+    summary = corrupt_file(clean, train, share=share, seed=seed, kinds=kinds)
+    mean = summary["mean_iou"]
+    return (
+        f"label noise: {summary['n_corrupted']} of {summary['n_records']} train spans corrupted "
+        f"(mean IoU {'-' if mean is None else f'{mean:.3f}'}); clean labels in {clean.name}, "
+        f"changes in {Path(summary['sidecar']).name}"
+    )
