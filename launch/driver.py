@@ -36,6 +36,7 @@ from launch.step_logic import (
     assign_advantages,
     assign_rewards,
     batch_metrics,
+    inject_answers,
     inject_ground_truth,
 )
 from launch.tiny_models.build import count_parameters
@@ -141,6 +142,7 @@ class Driver:
         init_ray(config)
         self._load_data()
         self.rollout = self.teacher = self.reference = self.learners = None
+        self.teacher_answers = None
         try:
             self._start_actors()
         except BaseException:
@@ -238,7 +240,9 @@ class Driver:
             ),
         )
         self.teacher = None
-        if self.spec.needs_teacher:
+        if self.spec.teacher == "answers":  # sequence-level KD: the teacher generates answers
+            self.teacher_answers = self._start_teacher_answers()
+        elif self.spec.needs_teacher:
             self.teacher = self._scoring_pool(
                 backend=cfg.teacher.backend,
                 model=cfg.model.teacher if cfg.teacher.backend != "remote" else "",
@@ -250,6 +254,23 @@ class Driver:
         self.reference = self._start_reference()
         self._startup_checks()
         self.learners = self._start_learners()
+
+    def _start_teacher_answers(self) -> Any:
+        """Generation engines on the teacher model (teacher.num_workers of them) and the cache
+        of its answers, for sequence-level KD."""
+        from launch.teacher_answers import TeacherAnswers
+        from rollout.group import RolloutGroup
+
+        cfg = self.config
+        engines = curriculum_engines(cfg)
+        group = dataclasses.replace(engines["group"], num_workers=cfg.teacher.num_workers)
+        options = self.spec.split_options(cfg.trainer.objective_kwargs).targets
+        return TeacherAnswers(
+            RolloutGroup(engines["teacher_engine"], group),
+            self.spec.targets(**options),
+            max_tokens=cfg.rollout.max_new_tokens,
+            seed=cfg.trainer.seed,
+        )
 
     def _startup_checks(self) -> None:
         """Before any learner starts: the teacher (and the KL reference) must share the
@@ -347,6 +368,8 @@ class Driver:
         state = read_state(checkpoint)
         self.learners.load_checkpoint(str(checkpoint / "learner"))
         self.sampler.load_state_dict(state["sampler"])
+        if self.teacher_answers is not None:
+            self.teacher_answers.load_state_dict(state.get("teacher_answers", {}))
         self.step = int(state["step"])
         random.setstate(_tuple_state(state["python_rng"]))
         self._sync_weights(version=self.step)
@@ -388,7 +411,14 @@ class Driver:
         # --- end curriculum refresh ---
         indices = self.sampler.next_indices(cfg.trainer.prompts_per_step)
         prompts = [self.train_prompts[i] for i in indices]
-        if not self.spec.samples:  # supervised arm: the ground-truth answers, nothing sampled
+        teacher_tokens = 0
+        if self.teacher_answers is not None:  # sequence-level KD: the teacher's answers
+            with self.timer.phase("teacher"):
+                answers = self.teacher_answers.answers_for(prompts, self.step)
+            teacher_tokens = self.teacher_answers.generated_tokens
+            batch = RolloutBatch(prompts=prompts)
+            inject_answers(batch, self.tokenizer, self.tokenizer.eos_token_id, answers)
+        elif not self.spec.samples:  # supervised arm: the ground-truth answers, nothing sampled
             batch = RolloutBatch(prompts=prompts)
             inject_ground_truth(
                 batch, self.tokenizer, self.tokenizer.eos_token_id, require_samples=False
@@ -464,6 +494,8 @@ class Driver:
         record.update(batch_metrics(batch, learner_lp))
         record.update(filtering)
         record.update(update_summary(updates))
+        if self.teacher_answers is not None:
+            record["teacher_generated_tokens"] = float(teacher_tokens)
         if updates:
             self.last_lr = updates[0][0].lr  # read back from rank 0: the lr the step used
         record["lr"] = self.last_lr
@@ -529,6 +561,8 @@ class Driver:
             "python_rng": _jsonable_state(random.getstate()),
             "objective": self.config.trainer.objective,
         }
+        if self.teacher_answers is not None:
+            state["teacher_answers"] = self.teacher_answers.state_dict()
         return commit_checkpoint(
             self.out, staging, self.step, state, self.config.checkpoint.keep_last
         )
@@ -641,7 +675,8 @@ class Driver:
         self._stop_actors()
 
     def _stop_actors(self) -> None:
-        for group in (self.rollout, self.teacher, self.reference, self.learners):
+        groups = (self.rollout, self.teacher, self.teacher_answers, self.reference, self.learners)
+        for group in groups:
             if group is not None:
                 group.shutdown()
 

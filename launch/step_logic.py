@@ -64,6 +64,33 @@ def inject_ground_truth(
     batch.trajectories.sort(key=lambda t: (t.prompt_index, t.sample_index))
 
 
+def inject_answers(
+    batch: RolloutBatch, tokenizer: Any, eos_id: int, answers: Sequence[Sequence[str]]
+) -> None:
+    """Append one target row per answer text of each prompt (sequence-level KD: the teacher's
+    answers, re-tokenised with the student's tokenizer). Like the ground-truth rows they were
+    not sampled by the student (`is_ground_truth`: an injected target row, kept out of the
+    sampled-completion metrics)."""
+    from rollout.prompting import prompt_token_ids
+
+    for index, (spec, texts) in enumerate(zip(batch.prompts, answers, strict=True)):
+        prompt_ids = prompt_token_ids(tokenizer, spec.query, spec.prompt_style)
+        for sample, text in enumerate(texts):
+            ids = [*tokenizer(text, add_special_tokens=False)["input_ids"], eos_id]
+            batch.trajectories.append(
+                Trajectory(
+                    prompt_index=index,
+                    sample_index=sample,
+                    prompt_ids=prompt_ids,
+                    completion_ids=np.asarray(ids, np.int32),
+                    logprobs=np.zeros(len(ids), np.float32),
+                    finish_reason="stop",
+                    text=text,
+                    is_ground_truth=True,
+                )
+            )
+
+
 def assign_rewards(batch: RolloutBatch, objective: str, reward_cfg: Any) -> None:
     """Fill `Trajectory.rewards` ("iou", "format", ..., "total") for every trajectory, with the
     reward composition the objective's spec names (TempSamp-R1's soft shaping, else GRPO's)."""

@@ -256,3 +256,32 @@ def test_opd_trains_on_an_unlabelled_corpus(
     assert record["unlabelled_completions"] == record["completions"] == 6
     assert record["iou_mean"] is None  # no IoU without labels (NaN in the ledger)
     assert record["val"]["n"] == 4  # evaluation stays on the labelled split
+
+
+def test_sequence_level_kd_trains_on_the_teachers_cached_answers(
+    tmp_path: Path, loop_data: Path, tiny_models_dir: Path, ray_session
+) -> None:
+    config = _config(
+        "sft",
+        tmp_path / "seqkd",
+        loop_data,
+        tiny_models_dir,
+        steps=2,
+        **{
+            "trainer.objective": "seqkd",
+            "trainer.objective_kwargs": "{teacher_samples: 2, teacher_temperature: 1.0}",
+        },
+    )
+    records = _run(config)
+    first, second = records
+    # Step 1 asks the teacher engine for 2 answers to each of its 3 prompts; training rows are
+    # those answers (the student samples nothing); the generation is charged to the step.
+    assert first["teacher_generated_tokens"] > 0 and first["time"]["teacher"] > 0
+    assert first["completions"] == 0 and not first["skipped_update"]
+    assert first["tokens_trained"] > 0
+    # 8 training prompts, 3 per step: step 2 revisits none of step 1's, so it generates too;
+    # its checkpoint carries the cache.
+    assert second["teacher_generated_tokens"] > 0
+    state = json.loads((Path(second["checkpoint"]) / "state.json").read_text())
+    assert len(state["teacher_answers"]) == 6
+    assert all(len(texts) == 2 for _, texts in state["teacher_answers"].values())

@@ -54,7 +54,12 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     "downscale_cap": (0.3, {"variant": "downscale"}),
     "downscale_max_reward": (2.0, {"variant": "downscale"}),
     "anchor_factor": (3.0, {"variant": "anchor"}),
+    # Sequence-level KD's target options act on the teacher's answers (test_target_options_...).
+    "teacher_samples": (3, {"teacher_temperature": 1.0}),
+    "teacher_temperature": (0.7, {}),
+    "regenerate_every": (2, {}),
 }
+TARGET_OPTIONS = ("teacher_samples", "teacher_temperature", "regenerate_every")
 
 
 def _value(objective: str, option: str) -> Any:
@@ -172,7 +177,7 @@ def test_names_and_aliases_resolve_once_in_the_config(name: str) -> None:
     assert config.trainer.objective == canonical
     spec = get_objective_spec(canonical)
     # Everything downstream reads the canonical spec: an alias starts what its objective needs.
-    assert spec.needs_teacher == canonical.startswith("opd")
+    assert spec.needs_teacher == (canonical.startswith("opd") or canonical == "seqkd")
     if name == "opd_exact_rkl":
         assert spec.teacher == "full" and spec.needs_rows
         assert spec.teacher_top_k(vocab_size=400, configured=0) == 400
@@ -180,7 +185,12 @@ def test_names_and_aliases_resolve_once_in_the_config(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("objective", "option"),
-    [(name, option) for name in list_objectives() for option in get_objective_spec(name).options()],
+    [
+        (name, option)
+        for name in list_objectives()
+        for option in get_objective_spec(name).options()
+        if option not in TARGET_OPTIONS
+    ],
 )
 def test_each_option_changes_the_step(objective: str, option: str) -> None:
     context = dict(CASES[option][1])
@@ -318,3 +328,72 @@ def test_adding_an_objective_is_one_function_and_its_registration(monkeypatch) -
     scaled = _step("rloo", _config("rloo", {"scale": 2.0}).trainer.objective_kwargs, 0)
     assert base["advantages"][0] == pytest.approx(0.1 - (0.5 + 0.9 + 0.2) / 3)
     assert _differs(base, scaled) and np.isfinite(base["loss"])
+
+
+class _FakeTeacherEngines:
+    """Records what the teacher's generation engines are asked (a unit test of the cache logic;
+    the real engines run in tests/launch/test_driver.py)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[str], int, float, int | None]] = []
+
+    def sample(self, prompts, n, sampling):
+        self.calls.append(([p.sample_id for p in prompts], n, sampling.temperature, sampling.seed))
+        trajectories = [
+            Trajectory(
+                prompt_index=i,
+                sample_index=k,
+                prompt_ids=np.array([1]),
+                completion_ids=np.array([5, 6]),
+                logprobs=np.zeros(2, np.float32),
+                finish_reason="stop",
+                text=f"{p.sample_id}:{k}:{len(self.calls)}",
+            )
+            for i, p in enumerate(prompts)
+            for k in range(n)
+        ]
+        return RolloutBatch(prompts=list(prompts), trajectories=trajectories)
+
+
+def _answers(options: dict[str, Any]) -> tuple[list[list[list[str]]], _FakeTeacherEngines]:
+    """Three steps of teacher answers for prompts a, b, then b, c, then a, c."""
+    from types import SimpleNamespace
+
+    from launch.teacher_answers import TeacherAnswers
+
+    spec = get_objective_spec("seqkd")
+    kwargs = _config("seqkd", options).trainer.objective_kwargs
+    engines = _FakeTeacherEngines()
+    cache = TeacherAnswers(
+        engines, spec.targets(**spec.split_options(kwargs).targets), max_tokens=8, seed=0
+    )
+    steps = [["a", "b"], ["b", "c"], ["a", "c"]]
+    out = [
+        cache.answers_for([SimpleNamespace(sample_id=i) for i in ids], step)
+        for step, ids in enumerate(steps)
+    ]
+    return out, engines
+
+
+@pytest.mark.parametrize("option", TARGET_OPTIONS)
+def test_target_options_change_the_teachers_answers(option: str) -> None:
+    context = dict(CASES[option][1])
+    base, base_engines = _answers(context)
+    changed, engines = _answers({**context, option: _value("seqkd", option)})
+    assert (base, base_engines.calls) != (changed, engines.calls)
+    if option == "teacher_samples":
+        assert all(len(a) == 3 for step in changed for a in step)
+    if option == "teacher_temperature":
+        assert {c[2] for c in engines.calls} == {0.7}
+    if option == "regenerate_every":
+        # Prompt a (answered at step 0) is asked again at step 2; by default it never is.
+        assert [c[0] for c in engines.calls] == [["a", "b"], ["c"], ["a"]]
+        assert [c[0] for c in base_engines.calls] == [["a", "b"], ["c"]]
+
+
+def test_teacher_answers_are_cached_and_greedy_by_default() -> None:
+    answers, engines = _answers({})
+    assert [c[1:3] for c in engines.calls] == [(1, 0.0), (1, 0.0)]  # one greedy answer each
+    assert answers[2][0] == answers[0][0]  # a's answer reused at step 2
+    with pytest.raises(ConfigError, match="teacher_temperature"):
+        _config("seqkd", {"teacher_samples": 4})  # greedy answers would all be equal

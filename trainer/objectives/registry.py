@@ -198,12 +198,38 @@ def _policy_gradient(name: str, ground_truth_rows: bool) -> Objective:
     return run
 
 
-TEACHER_SIGNALS = ("none", "sampled", "topk", "full")
+TEACHER_SIGNALS = ("none", "sampled", "topk", "full", "answers")
 GROUND_TRUTH_MODES = ("none", "per_group", "only")
 # Options the driver applies to the step (not to the loss): DAPO's dynamic filtering.
 STEP_OPTIONS: tuple[str, ...] = ("filter_zero_variance",)
 # Keyword parameters of the pure functions that are inputs, not user options.
 _NOT_OPTIONS = frozenset({"ref_logprobs", "ref_mask", "include", "teacher_support_logprobs"})
+
+
+def teacher_answer_settings(
+    *, teacher_samples: int = 1, teacher_temperature: float = 0.0, regenerate_every: int = 0
+) -> dict[str, float]:
+    """Sequence-level knowledge distillation's target settings (Kim & Rush 2016): the teacher
+    answers each training prompt once — greedily (`teacher_temperature` 0, one answer) or
+    `teacher_samples` times at `teacher_temperature` > 0 — the answers are cached and the student
+    is trained on them by supervised learning; `regenerate_every` K > 0 asks the teacher again
+    for a prompt whose answers are K or more steps old (0: never). Returns the checked values;
+    ValueError naming a bad one."""
+    if not isinstance(teacher_samples, int) or teacher_samples < 1:
+        raise ValueError(f"teacher_samples must be an integer >= 1, got {teacher_samples!r}")
+    if not teacher_temperature >= 0:
+        raise ValueError(f"teacher_temperature must be >= 0, got {teacher_temperature!r}")
+    if teacher_samples > 1 and teacher_temperature == 0:
+        raise ValueError(
+            "teacher_samples > 1 needs teacher_temperature > 0 (greedy answers are all equal)"
+        )
+    if not isinstance(regenerate_every, int) or regenerate_every < 0:
+        raise ValueError(f"regenerate_every must be an integer >= 0, got {regenerate_every!r}")
+    return {
+        "teacher_samples": teacher_samples,
+        "teacher_temperature": float(teacher_temperature),
+        "regenerate_every": regenerate_every,
+    }
 
 
 def _keyword_options(*functions: Callable[..., object]) -> tuple[str, ...]:
@@ -249,6 +275,7 @@ class SplitOptions:
     advantage: dict[str, object]
     step: dict[str, object]
     loss: dict[str, object]
+    targets: dict[str, object] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -261,7 +288,8 @@ class ObjectiveSpec:
         the first one's `aggregation` default is the objective's).
     requires: the `ObjectiveInputs` fields `run` reads.
     teacher: the teacher signal it reads — "none", "sampled" (the sampled token's log-prob),
-        "topk" (the teacher's top-k per position), "full" (the whole next-token distribution).
+        "topk" (the teacher's top-k per position), "full" (the whole next-token distribution),
+        "answers" (the teacher's own generated answers: sequence-level KD).
     samples: whether the rollout samples completions (SFT trains on ground truth only).
     ground_truth: "none", "per_group" (TempSamp-R1: one ground-truth row joins each sampled
         group) or "only" (SFT: the ground-truth row is the whole batch).
@@ -270,6 +298,8 @@ class ObjectiveSpec:
         **options) -> (N,), or None for objectives that take no advantage.
     min_group_size: the fewest sampled completions per prompt (rollout.n) it can learn from.
     needs_labels: whether training needs ground-truth spans (rewards or targets).
+    targets: for teacher="answers", the settings function of the teacher's answers (its
+        keyword options are the objective's target options), else None.
     """
 
     name: str
@@ -284,6 +314,7 @@ class ObjectiveSpec:
     advantage: Callable[..., torch.Tensor] | None = None
     min_group_size: int = 1
     needs_labels: bool = False
+    targets: Callable[..., dict[str, float]] | None = None
 
     def __post_init__(self) -> None:
         if self.teacher not in TEACHER_SIGNALS:
@@ -318,14 +349,22 @@ class ObjectiveSpec:
         """Options the driver applies to the whole step (dynamic filtering)."""
         return STEP_OPTIONS if self.advantage is not None else ()
 
+    def target_options(self) -> tuple[str, ...]:
+        """Options of the teacher's answers (sequence-level KD)."""
+        return _keyword_options(self.targets) if self.targets is not None else ()
+
     def options(self) -> tuple[str, ...]:
-        """Every option the objective accepts (advantage, step and loss options)."""
-        names = [*self.advantage_options(), *self.step_options()]
+        """Every option the objective accepts (advantage, step, target and loss options)."""
+        names = [*self.advantage_options(), *self.step_options(), *self.target_options()]
         return tuple(names + [n for n in self.loss_options() if n not in names])
 
     def option_default(self, name: str) -> object:
         """The default value of option `name` (from the function that takes it)."""
-        functions = [*self.functions, *([self.advantage] if self.advantage else [])]
+        functions = [
+            *self.functions,
+            *([self.advantage] if self.advantage else []),
+            *([self.targets] if self.targets else []),
+        ]
         for fn in functions:
             parameter = inspect.signature(fn).parameters.get(name)
             if parameter is not None:
@@ -344,7 +383,7 @@ class ObjectiveSpec:
                 continue
             other, acts, needs = condition
             value = options.get(other, self.option_default(other))
-            if not acts(value):
+            if options[name] != self.option_default(name) and not acts(value):
                 inert.append(f"{name} (acts only with {needs})")
         return inert
 
@@ -356,11 +395,12 @@ class ObjectiveSpec:
                 f"unknown option(s) {unknown} for objective {self.name!r}; "
                 f"known: {', '.join(self.options())}"
             )
-        adv, step = self.advantage_options(), self.step_options()
+        adv, step, targets = self.advantage_options(), self.step_options(), self.target_options()
         return SplitOptions(
             advantage={k: v for k, v in options.items() if k in adv},
             step={k: v for k, v in options.items() if k in step},
             loss={k: v for k, v in options.items() if k in self.loss_options()},
+            targets={k: v for k, v in options.items() if k in targets},
         )
 
     def teacher_top_k(self, vocab_size: int, configured: int) -> int:
@@ -451,6 +491,16 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {
             needs_labels=True,
         ),
         ObjectiveSpec(
+            "seqkd",
+            _sft,
+            (sft_loss,),
+            ("logprobs", "mask"),
+            "sequence-level KD: supervised training on the teacher's cached answers",
+            teacher="answers",
+            samples=False,
+            targets=teacher_answer_settings,
+        ),
+        ObjectiveSpec(
             "grpo",
             _policy_gradient("grpo", ground_truth_rows=False),
             (grpo_loss,),
@@ -535,6 +585,8 @@ def get_objective(name: str) -> Callable[..., LossOutput]:
         if not isinstance(inputs, ObjectiveInputs):
             raise TypeError(f"objective {spec.name!r} takes an ObjectiveInputs, got {type(inputs)}")
         split = spec.split_options(options)
+        if spec.targets is not None:
+            spec.targets(**split.targets)  # ValueError naming a bad setting
         if spec.name == "opd_full_rkl" and inputs.teacher_logprob_rows is not None:
             extra = [key for key in options if key not in _EXACT_RKL_OPTIONS]
             if extra:
