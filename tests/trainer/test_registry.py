@@ -27,9 +27,12 @@ NAMES = (
     "opd_full_rkl",
     "opd_topk_fkl",
     "opd_topk_rkl",
+    "opd_topk_tail_fkl",
+    "opd_topk_tail_rkl",
     "opd_k1",
     "opd_k3",
     "sft",
+    "seqkd",
     "grpo",
     "tempsamp",
 )

@@ -35,9 +35,12 @@ from trainer.objectives.opd import (
     opd_token_rewards,
     opd_topk_fkl_loss,
     opd_topk_rkl_loss,
+    opd_topk_tail_fkl_loss,
+    opd_topk_tail_rkl_loss,
     opd_union_topk_rkl_loss,
     reverse_kl_rows,
     rows_from_topk,
+    topk_with_tail,
     union_topk_support,
 )
 from trainer.objectives.registry import (
@@ -97,6 +100,8 @@ __all__ = [
     "opd_token_rewards",
     "opd_topk_fkl_loss",
     "opd_topk_rkl_loss",
+    "opd_topk_tail_fkl_loss",
+    "opd_topk_tail_rkl_loss",
     "opd_union_topk_rkl_loss",
     "resolve_aggregation",
     "reverse_kl_rows",
@@ -104,5 +109,6 @@ __all__ = [
     "sft_loss",
     "tempsamp_advantages",
     "tempsamp_loss",
+    "topk_with_tail",
     "union_topk_support",
 ]

@@ -487,6 +487,121 @@ def opd_topk_rkl_loss(
     )
 
 
+# Log-probability floor of a tail bucket: a teacher list that holds (almost) all of its mass
+# leaves a tail of ~0, whose log would make the KL infinite or its gradient NaN.
+TAIL_LOGPROB_FLOOR = -30.0
+
+
+def _log1mexp(x: torch.Tensor) -> torch.Tensor:
+    """log(1 - exp(x)) for x <= 0, stable on both ends (Maechler 2012)."""
+    x = x.clamp(max=-1e-12)
+    return torch.where(x > -0.6931471805599453, torch.log(-torch.expm1(x)), torch.log1p(-x.exp()))
+
+
+def topk_with_tail(
+    logprobs_on_topk: torch.Tensor, listed: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The K + 1 outcome log-probs of a top-k list plus a tail bucket: the listed entries
+    (unlisted ones -inf) and log(1 - sum of the listed probabilities), floored at
+    TAIL_LOGPROB_FLOOR. (B, T, K), (B, T, K) bool -> (B, T, K), (B, T)."""
+    neg = torch.full_like(logprobs_on_topk, float("-inf"))
+    kept = torch.where(listed, logprobs_on_topk, neg)
+    tail = _log1mexp(torch.logsumexp(kept, dim=-1)).clamp_min(TAIL_LOGPROB_FLOOR)
+    return kept, tail
+
+
+def _tail_kl(
+    p_logprobs: torch.Tensor, q_logprobs: torch.Tensor, listed: torch.Tensor
+) -> torch.Tensor:
+    """KL(p || q) over the top-k list plus its tail bucket, per position: (B, T)."""
+    p_k, p_tail = topk_with_tail(p_logprobs, listed)
+    q_k, q_tail = topk_with_tail(q_logprobs, listed)
+    zero = torch.zeros((), dtype=p_k.dtype, device=p_k.device)
+    p_safe = torch.where(listed, p_k, zero)
+    q_safe = torch.where(listed, q_k, zero)
+    listed_terms = torch.where(listed, p_safe.exp() * (p_safe - q_safe), zero).sum(dim=-1)
+    return listed_terms + p_tail.exp() * (p_tail - q_tail)
+
+
+def _topk_tail_loss(
+    direction: str,
+    student_logprobs_on_topk: torch.Tensor,
+    teacher_topk_logprobs: torch.Tensor,
+    mask: torch.Tensor,
+    aggregation: str,
+    kl_coef: float,
+) -> LossOutput:
+    bool_mask = validate_token_tensors(mask)
+    _check_on_topk(student_logprobs_on_topk, teacher_topk_logprobs, bool_mask)
+    teacher = teacher_topk_logprobs.detach().to(student_logprobs_on_topk.dtype)
+    listed = torch.isfinite(teacher) & bool_mask.unsqueeze(-1)
+    zero = torch.zeros((), dtype=teacher.dtype, device=teacher.device)
+    student = torch.where(bool_mask.unsqueeze(-1), student_logprobs_on_topk, zero)
+    teacher = torch.where(bool_mask.unsqueeze(-1), teacher, zero)
+    if direction == "reverse":
+        kl = _tail_kl(student, teacher, listed)
+    else:
+        kl = _tail_kl(teacher, student, listed)
+    kl = zero_pad(kl, bool_mask)
+    loss = aggregate(kl_coef * kl, bool_mask, aggregation)
+    _, teacher_tail = topk_with_tail(teacher, listed)
+    metrics = {
+        f"{direction}_kl_topk_tail": masked_mean(kl, bool_mask),
+        "teacher_tail_mass": masked_mean(teacher_tail.exp(), bool_mask),
+        "tokens": bool_mask.sum(),
+    }
+    return LossOutput(loss, metrics)
+
+
+def opd_topk_tail_rkl_loss(
+    student_logprobs_on_topk: torch.Tensor,
+    teacher_topk_logprobs: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    aggregation: str = DEFAULT_OPD_AGGREGATION,
+    kl_coef: float = 1.0,
+) -> LossOutput:
+    """Reverse KL over the teacher's top-k plus one tail bucket (docs/OBJECTIVES.md §4): the K
+    listed tokens keep their own probabilities and every other token is pooled into "the rest",
+    so both sides are proper distributions over K + 1 outcomes without renormalising:
+
+        p_rest = 1 - sum_{v in S_t} p(v)        (S_t = the teacher's top-k at position t)
+        L = aggregate_t kl_coef * [ sum_{v in S_t} p_theta(v) log(p_theta(v) / p_T(v))
+                                    + p_theta(rest) log(p_theta(rest) / p_T(rest)) ]
+
+    By the data-processing inequality it is a lower bound of the full reverse KL, and equal to it
+    when the teacher's list holds all of either side's mass. The teacher ships K values per
+    position (its tail is one minus their sum); the student's tail comes from its own top-k
+    values. Tail log-probs are floored at TAIL_LOGPROB_FLOOR. Metrics: "reverse_kl_topk_tail",
+    "teacher_tail_mass", "tokens". Args as `opd_topk_fkl_loss`.
+    """
+    return _topk_tail_loss(
+        "reverse", student_logprobs_on_topk, teacher_topk_logprobs, mask, aggregation, kl_coef
+    )
+
+
+def opd_topk_tail_fkl_loss(
+    student_logprobs_on_topk: torch.Tensor,
+    teacher_topk_logprobs: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    aggregation: str = DEFAULT_OPD_AGGREGATION,
+    kl_coef: float = 1.0,
+) -> LossOutput:
+    """Forward KL over the teacher's top-k plus one tail bucket (docs/OBJECTIVES.md §4; the
+    forward form of `opd_topk_tail_rkl_loss`, as verl / NeMo-RL ship top-k distillation):
+
+        L = aggregate_t kl_coef * [ sum_{v in S_t} p_T(v) log(p_T(v) / p_theta(v))
+                                    + p_T(rest) log(p_T(rest) / p_theta(rest)) ]
+
+    A lower bound of the full forward KL (equal when the list holds all the teacher's mass).
+    Metrics: "forward_kl_topk_tail", "teacher_tail_mass", "tokens".
+    """
+    return _topk_tail_loss(
+        "forward", student_logprobs_on_topk, teacher_topk_logprobs, mask, aggregation, kl_coef
+    )
+
+
 def k1(logprobs: torch.Tensor, other_logprobs: torch.Tensor) -> torch.Tensor:
     """Schulman's k1 estimator of KL(pi || pi_other) on a token sampled from pi:
     log pi(y) - log pi_other(y) (unbiased, can be negative). Elementwise."""

@@ -37,6 +37,8 @@ from trainer.objectives.opd import (
     opd_loss,
     opd_topk_fkl_loss,
     opd_topk_rkl_loss,
+    opd_topk_tail_fkl_loss,
+    opd_topk_tail_rkl_loss,
     opd_union_topk_rkl_loss,
     rows_from_topk,
 )
@@ -462,6 +464,22 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {
             (opd_topk_rkl_loss,),
             ("mask", "student_logprob_rows", "teacher_topk_ids", "teacher_topk_logprobs"),
             "reverse KL on the teacher's top-k support, both renormalised on it",
+            teacher="topk",
+        ),
+        ObjectiveSpec(
+            "opd_topk_tail_fkl",
+            _topk("opd_topk_tail_fkl", opd_topk_tail_fkl_loss),
+            (opd_topk_tail_fkl_loss,),
+            ("mask", "student_logprob_rows", "teacher_topk_ids", "teacher_topk_logprobs"),
+            "forward KL on the teacher's top-k plus a tail bucket (K values per position)",
+            teacher="topk",
+        ),
+        ObjectiveSpec(
+            "opd_topk_tail_rkl",
+            _topk("opd_topk_tail_rkl", opd_topk_tail_rkl_loss),
+            (opd_topk_tail_rkl_loss,),
+            ("mask", "student_logprob_rows", "teacher_topk_ids", "teacher_topk_logprobs"),
+            "reverse KL on the teacher's top-k plus a tail bucket (K values per position)",
             teacher="topk",
         ),
         ObjectiveSpec(
