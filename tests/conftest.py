@@ -1,4 +1,5 @@
-"""Shared fixtures: the tiny models are built once per session; Ray starts once per session."""
+"""Shared fixtures: the tiny models are built once per session; Ray starts once per session; the
+training-loop dataset is written once per session."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from hypothesis import settings as hypothesis_settings
 
+from rollout.log_filters import quiet_library_noise
 from rollout.vllm_env import apply_vllm_cpu_defaults
 
 apply_vllm_cpu_defaults()
@@ -28,6 +30,13 @@ hypothesis_settings.register_profile("explore", derandomize=False, print_blob=Tr
 hypothesis_settings.load_profile(os.environ.get("VOPD_HYPOTHESIS_PROFILE", "repeatable"))
 
 
+@pytest.fixture(autouse=True)
+def _quiet_library_noise() -> None:
+    """The library noise filters (rollout.log_filters) in every test: pytest restores the warning
+    filters around each test, which drops those installed when this file is imported."""
+    quiet_library_noise()
+
+
 @pytest.fixture(scope="session")
 def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory holding every tiny model (both families, student and teacher), built once."""
@@ -35,6 +44,17 @@ def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("tiny_models")
     build_tiny_models(out, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def loop_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The training-loop tests' small synthetic dataset, 8 training and 4 validation videos
+    (tests/launch/test_driver.py and the fault runs of tests/reliability/test_faults.py)."""
+    from tvg.synth import write_dataset
+
+    out = tmp_path_factory.mktemp("loop_data")
+    write_dataset(out, n_train=8, n_val=4, n_test=0, seed=5)
     return out
 
 

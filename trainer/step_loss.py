@@ -93,7 +93,9 @@ def objective_inputs(
         values = [getattr(t, name) for t in trajectories]
         if any(v is None for v in values):
             return None
-        return _pad([torch.as_tensor(v) for v in values], width, fill)
+        # torch.tensor copies: arrays that come through Ray are read-only, and torch.as_tensor
+        # warns on those ("The given NumPy array is not writable"); _pad copies them anyway.
+        return _pad([torch.tensor(v) for v in values], width, fill)
 
     rows = None
     if "rows" in scores[0]:
@@ -104,7 +106,7 @@ def objective_inputs(
     if bool(scored_by_ref.any()):
         ref_logprobs = _pad(
             [
-                torch.as_tensor(t.ref_logprobs)
+                torch.tensor(t.ref_logprobs)
                 if t.ref_logprobs is not None
                 else torch.zeros(t.num_completion_tokens, dtype=torch.float32)
                 for t in trajectories
@@ -117,7 +119,7 @@ def objective_inputs(
     inputs = ObjectiveInputs(
         logprobs=_stack_padded([s["logprobs"] for s in scores], width),
         mask=mask,
-        old_logprobs=_pad([torch.as_tensor(t.logprobs) for t in trajectories], width),
+        old_logprobs=_pad([torch.tensor(t.logprobs) for t in trajectories], width),
         teacher_logprobs=optional("teacher_logprobs"),
         rewards=torch.tensor([t.rewards.get("total", 0.0) for t in trajectories]),
         group_ids=torch.tensor([t.prompt_index for t in trajectories]),

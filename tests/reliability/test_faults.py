@@ -217,16 +217,6 @@ def test_a_taken_rendezvous_port_is_recognised(ray_session) -> None:
 
 
 # ---------------------------------------------------------------------------- end to end
-@pytest.fixture(scope="module")
-def fault_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The loop tests' small synthetic dataset (tests/launch/test_driver.py): 8 train, 4 val."""
-    from tvg.synth import write_dataset
-
-    out = tmp_path_factory.mktemp("fault_data")
-    write_dataset(out, n_train=8, n_val=4, n_test=0, seed=5)
-    return out
-
-
 def _overrides(out: Path, data: Path, models: Path, **extra: str) -> list[str]:
     """The loop tests' tiny OPD run (tests/launch/test_driver.py) as key=value overrides, on
     the ENGINE engines."""
@@ -275,10 +265,10 @@ def _run(config: RunConfig) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def baseline(fault_data: Path, tiny_models_dir: Path, ray_session, tmp_path_factory) -> list[dict]:
+def baseline(loop_data: Path, tiny_models_dir: Path, ray_session, tmp_path_factory) -> list[dict]:
     """The uninterrupted run every fault run is compared with (shared by the module)."""
     out = tmp_path_factory.mktemp("faults") / "baseline"
-    run = _run(load_config("opd", _overrides(out, fault_data, tiny_models_dir)))
+    run = _run(load_config("opd", _overrides(out, loop_data, tiny_models_dir)))
     assert run["rollout_restarts"] == run["teacher_restarts"] == run["recoveries"] == 0
     return run["records"]
 
@@ -323,11 +313,11 @@ def _assert_same_run(records: list[dict], baseline: list[dict]) -> None:
 
 @pytest.mark.e2e
 def test_killed_teacher_worker_is_restarted_and_its_shard_resent(
-    baseline: list[dict], fault_data: Path, tiny_models_dir: Path, tmp_path: Path
+    baseline: list[dict], loop_data: Path, tiny_models_dir: Path, tmp_path: Path
 ) -> None:
     config = load_config(
         "opd",
-        _overrides(tmp_path / "run", fault_data, tiny_models_dir, **{"fault.kill": "teacher@3"}),
+        _overrides(tmp_path / "run", loop_data, tiny_models_dir, **{"fault.kill": "teacher@3"}),
     )
     run = _run(config)
     assert run["teacher_restarts"] == 1 and run["recoveries"] == 0
@@ -337,12 +327,12 @@ def test_killed_teacher_worker_is_restarted_and_its_shard_resent(
 
 @pytest.mark.e2e
 def test_killed_rollout_worker_is_restarted_at_the_current_weights(
-    baseline: list[dict], fault_data: Path, tiny_models_dir: Path, tmp_path: Path
+    baseline: list[dict], loop_data: Path, tiny_models_dir: Path, tmp_path: Path
 ) -> None:
     # Step 2: the restarted engine must replay weights version 1 before it resamples the shard.
     config = load_config(
         "opd",
-        _overrides(tmp_path / "run", fault_data, tiny_models_dir, **{"fault.kill": "rollout@2"}),
+        _overrides(tmp_path / "run", loop_data, tiny_models_dir, **{"fault.kill": "rollout@2"}),
     )
     run = _run(config)
     assert run["rollout_restarts"] == 1 and run["recoveries"] == 0
@@ -352,13 +342,13 @@ def test_killed_rollout_worker_is_restarted_at_the_current_weights(
 
 @pytest.mark.e2e
 def test_killed_learner_rank_restarts_the_group_from_the_last_checkpoint(
-    baseline: list[dict], fault_data: Path, tiny_models_dir: Path, tmp_path: Path
+    baseline: list[dict], loop_data: Path, tiny_models_dir: Path, tmp_path: Path
 ) -> None:
     # Step 4: step 3 is already in the ledger; the run rewinds to the step-2 checkpoint, drops
     # step 3's record and trains steps 3 and 4 again.
     config = load_config(
         "opd",
-        _overrides(tmp_path / "run", fault_data, tiny_models_dir, **{"fault.kill": "learner@4"}),
+        _overrides(tmp_path / "run", loop_data, tiny_models_dir, **{"fault.kill": "learner@4"}),
     )
     run = _run(config)
     assert run["recoveries"] == 1
@@ -373,7 +363,7 @@ def test_killed_learner_rank_restarts_the_group_from_the_last_checkpoint(
 @pytest.mark.e2e
 def test_killed_driver_exits_then_resumes_from_the_last_checkpoint(
     baseline: list[dict],
-    fault_data: Path,
+    loop_data: Path,
     tiny_models_dir: Path,
     tmp_path: Path,
     ray_session,
@@ -382,7 +372,7 @@ def test_killed_driver_exits_then_resumes_from_the_last_checkpoint(
     from launch.cli import main
 
     out = tmp_path / "run"
-    args = ["train", "opd", *_overrides(out, fault_data, tiny_models_dir)]
+    args = ["train", "opd", *_overrides(out, loop_data, tiny_models_dir)]
     args += ["--inject-fault", "driver@3"]
     # `vopd train` in its own process, joining this session's Ray (as a driver on a cluster).
     env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}

@@ -69,3 +69,25 @@ def test_advantage_objectives_need_driver_advantages() -> None:
     trajectories[0].rewards.pop("advantage")
     with pytest.raises(ValueError, match="no 'advantage'"):
         step_loss("grpo", trajectories, scores, {}, StepTotals.of(trajectories))
+
+
+def test_read_only_arrays_from_ray_give_no_warning() -> None:
+    """Trajectories arrive through Ray's object store with read-only arrays: building the loss
+    inputs copies them without torch's "NumPy array is not writable" warning."""
+    import warnings
+
+    trajectories, scores = _batch()
+    for traj in trajectories:
+        for value in vars(traj).values():
+            if isinstance(value, np.ndarray):
+                value.setflags(write=False)
+    totals = StepTotals.of(trajectories)
+    warn_always = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)  # torch gives this warning once per process otherwise
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            for objective in ("opd", "opd_full_rkl", "opd_topk_fkl", "sft", "grpo", "tempsamp"):
+                step_loss(objective, trajectories, scores, {}, totals)
+    finally:
+        torch.set_warn_always(warn_always)

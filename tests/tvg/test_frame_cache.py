@@ -45,9 +45,14 @@ def test_libraries_get_writable_frames_and_the_cache_stays_read_only(videos):
 
     cached = build_vision_inputs(videos[0], SETTINGS, FrameCache())
     handed = [cached.vllm_mm_data()["video"][0], cached.hf_processor_kwargs()["videos"][0]]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        tensors = [torch.from_numpy(frames) for frames in handed]
+    warn_always = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)  # torch gives this warning once per process otherwise
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            tensors = [torch.from_numpy(frames) for frames in handed]
+    finally:
+        torch.set_warn_always(warn_always)
     for frames, tensor in zip(handed, tensors, strict=True):
         assert frames is not cached.frames and np.array_equal(frames, cached.frames)
         tensor.zero_()  # a write through the tensor leaves the cached frames alone
