@@ -18,7 +18,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from hypothesis import settings as hypothesis_settings
 
-from rollout.log_filters import quiet_library_noise
+from rollout.log_filters import WARNING_FILTERS
 from rollout.vllm_env import apply_vllm_cpu_defaults
 
 apply_vllm_cpu_defaults()
@@ -30,11 +30,13 @@ hypothesis_settings.register_profile("explore", derandomize=False, print_blob=Tr
 hypothesis_settings.load_profile(os.environ.get("VOPD_HYPOTHESIS_PROFILE", "repeatable"))
 
 
-@pytest.fixture(autouse=True)
-def _quiet_library_noise() -> None:
-    """The library noise filters (rollout.log_filters) in every test: pytest restores the warning
-    filters around each test, which drops those installed when this file is imported."""
-    quiet_library_noise()
+def pytest_configure(config: pytest.Config) -> None:
+    """The library noise filters of rollout.log_filters as pytest `filterwarnings` too: pytest
+    restores the warning filters around every test (the set-up of session fixtures included),
+    dropping those installed when this file is imported, and re-applies its own each time."""
+    for rule in WARNING_FILTERS:
+        line = f"ignore:{rule.message}:{rule.category.__name__}:{rule.module}"
+        config.addinivalue_line("filterwarnings", line)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from curriculum.rules import TVDFRule, select_tvdf
 from launch.config import load_config
 from launch.ledger import read_ledger
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def _overrides(tmp: Path, data: Path, models: Path) -> list[str]:

@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_eval_writes_scoreable_predictions_and_settings(
     tiny_models_dir: Path, tmp_path: Path
 ) -> None:

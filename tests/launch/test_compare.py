@@ -124,6 +124,8 @@ def test_curve_and_compute_to_target() -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # six training runs (two lr-sweep runs, two arms x two seeds)
 def test_tiny_comparison_report_matches_its_ledgers(
     tmp_path: Path, tiny_models_dir: Path, ray_session
 ) -> None:

@@ -10,9 +10,10 @@ import pytest
 
 from launch.commands.demo import QUICK, QUICK_OVERRIDES
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
+@pytest.mark.timeout(1200)  # 2.5 min on an idle 2-core machine, 6 min on a busy one
 def test_quick_demo_writes_a_consistent_report(tmp_path: Path, ray_session) -> None:
     from launch.demo import run_demo
     from launch.demo_assets import DemoAssetSettings, load_assets

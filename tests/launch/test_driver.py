@@ -13,7 +13,8 @@ import pytest
 from launch.config import load_config
 from launch.ledger import read_ledger
 
-pytestmark = pytest.mark.e2e
+# Every test runs the training loop (a 1-step run: ~90 s on a busy 2-core machine).
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def _config(preset: str, out: Path, data: Path, models: Path, steps: int, **extra: str):
@@ -88,6 +89,7 @@ def test_each_objective_trains_syncs_and_evaluates(
         assert llm.generate(["hello"], SamplingParams(max_tokens=2), use_tqdm=False)[0].outputs
 
 
+@pytest.mark.timeout(1200)  # three runs
 def test_resume_matches_an_uninterrupted_run(
     tmp_path: Path, loop_data: Path, tiny_models_dir: Path, ray_session
 ) -> None:

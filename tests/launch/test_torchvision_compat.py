@@ -51,6 +51,7 @@ def test_ray_actor_imports_torchvision_transforms(ray_session) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_vllm_engine_process_imports_torchvision_transforms(tiny_models_dir: Path) -> None:
     """A vLLM engine core in its own process (multiprocessing mode) imports torchvision."""
     script = f"""

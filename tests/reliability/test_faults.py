@@ -312,6 +312,7 @@ def _assert_same_run(records: list[dict], baseline: list[dict]) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_killed_teacher_worker_is_restarted_and_its_shard_resent(
     baseline: list[dict], loop_data: Path, tiny_models_dir: Path, tmp_path: Path
 ) -> None:
@@ -326,6 +327,7 @@ def test_killed_teacher_worker_is_restarted_and_its_shard_resent(
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_killed_rollout_worker_is_restarted_at_the_current_weights(
     baseline: list[dict], loop_data: Path, tiny_models_dir: Path, tmp_path: Path
 ) -> None:
@@ -341,6 +343,7 @@ def test_killed_rollout_worker_is_restarted_at_the_current_weights(
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_killed_learner_rank_restarts_the_group_from_the_last_checkpoint(
     baseline: list[dict], loop_data: Path, tiny_models_dir: Path, tmp_path: Path
 ) -> None:
@@ -361,6 +364,7 @@ def test_killed_learner_rank_restarts_the_group_from_the_last_checkpoint(
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_killed_driver_exits_then_resumes_from_the_last_checkpoint(
     baseline: list[dict],
     loop_data: Path,

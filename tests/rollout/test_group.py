@@ -36,6 +36,7 @@ def _kill_when_busy(group: RolloutGroup, worker: int, killed: list[int]) -> thre
     return thread
 
 
+@pytest.mark.slow
 def test_group_samples_syncs_weights_and_survives_a_killed_worker(
     ray_session, tiny_models_dir: Path, synth_specs
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from collections.abc import Callable, Iterator
@@ -42,12 +43,13 @@ def test_every_filter_is_named_once() -> None:
 
 def test_deepspeed_deprecated_collectives(shown: list[warnings.WarningMessage]) -> None:
     """Filter "deepspeed-deprecated-collectives": torch's own deprecation of the collectives
-    DeepSpeed ZeRO calls (the real calls; no process group, so they raise after warning)."""
+    DeepSpeed ZeRO calls (the real calls; they warn before they run)."""
     import torch
     import torch.distributed as dist
 
     for call in (dist.all_gather_into_tensor, dist.reduce_scatter_tensor):
-        with pytest.raises(ValueError, match="process group"):
+        # Without a process group they raise; an in-process vLLM engine leaves a 1-rank one.
+        with contextlib.suppress(ValueError):
             call(torch.zeros(2), torch.zeros(2))
     assert _messages(shown) == []
     # The same message attributed to another module, and another FutureWarning from the

@@ -56,6 +56,7 @@ def sft_batch(tmp_path_factory: pytest.TempPathFactory, tiny_models_dir: Path):
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_zero3_two_ranks_train_and_export(ray_session, tiny_models_dir: Path, sft_batch) -> None:
     from safetensors.torch import load_file
 
