@@ -1,12 +1,14 @@
 """`vopd compare`: objectives head to head from the same student, data order, seed and hardware.
 
 Each arm (an objective, optionally with the TVDF curriculum: `opd+tvdf`) is a preset-shaped set of
-overrides on one base config. Every arm first gets a short learning-rate sweep (seed 0, a smaller
-budget; the best final validation mIoU wins), then runs once per seed under the same budget —
-wall-clock of training (evaluation excluded) or samples seen. Runs live in `<out>/runs` and
-`<out>/sweep`; a finished run (its summary.json written with the same config) is never rerun, an
-interrupted one resumes from its last checkpoint. The report (launch.compare_report) is rebuilt
-from the ledgers at the end.
+overrides on one base config, with its own protocol (prompts per step, samples per prompt, ...;
+`CompareSettings.arm_overrides` changes one arm). Every arm first gets a learning-rate sweep (the
+first seed, the sweep budget; the best final validation mIoU wins, and a sweep whose candidates do
+not separate is flagged and, with `sweep_extend`, rerun once at a longer budget), then runs once
+per seed under the same budget — wall-clock of training (evaluation excluded) or samples seen.
+Runs live in `<out>/runs` and `<out>/sweep`; a finished run (its summary.json written with the
+same config) is never rerun, an interrupted one resumes from its last checkpoint. The report
+(launch.compare_report) is rebuilt from the ledgers at the end.
 """
 
 from __future__ import annotations
@@ -157,10 +159,21 @@ class CompareSettings:
     overrides: tuple[str, ...] = ()  # applied to every arm
     arm_overrides: dict[str, tuple[str, ...]] = field(default_factory=dict)
     references: dict[str, float] | None = None  # {"floor": .., "teacher": ..} if no assets
+    # A sweep is "separated" when its best final val mIoU leads the second best, and the blind
+    # floor, by at least this many mIoU points; an unseparated one is rerun once at
+    # `sweep_extend` (None: reported as not separated, nothing rerun).
+    sweep_min_gap: float = 2.0
+    sweep_extend: Budget | None = None
 
 
-def _lr_tag(lr: float) -> str:
+def lr_tag(lr: float) -> str:
+    """The directory name of an lr's sweep run: `lr3e-04`."""
     return f"lr{lr:.0e}".replace("+", "")
+
+
+def budget_tag(budget: Budget) -> str:
+    """A budget as a directory name: `wallclock300s`, `samples4000`."""
+    return str(budget).replace("=", "").replace(".", "p")
 
 
 def arm_config(settings: CompareSettings, arm: ArmSpec, lr: float, seed: int, budget: Budget, out):
@@ -287,24 +300,23 @@ def run_compare(settings: CompareSettings, force: bool = False) -> dict[str, Any
     # speed spread over the arms instead of landing on one.
     for arm in arms:
         lrs = settings.lrs.get(arm.name, arm.lrs)
-        sweep: dict[str, float] = {}
-        if settings.sweep_budget is not None and len(lrs) > 1:
-            for lr in lrs:
-                run_dir = out / "sweep" / arm.name / _lr_tag(lr)
-                seed = settings.seeds[0]
-                run_one(arm_config(settings, arm, lr, seed, settings.sweep_budget, run_dir))
-                sweep[repr(lr)] = final_val_miou(run_dir)
-            chosen = max(lrs, key=lambda lr: (_finite(sweep[repr(lr)]), -lr))
-        else:
-            chosen = lrs[len(lrs) // 2] if len(lrs) > 1 else lrs[0]
-        state["arms"][arm.name] = {
+        entry: dict[str, Any] = {
             "overrides": list(arm.overrides),
             "extra_overrides": list(settings.arm_overrides.get(arm.name, ())),
             "notes": arm.notes,
-            "lr_sweep": sweep,
-            "lr": chosen,
+            "lr_sweep": {},
+            "sweep_stages": [],
+            "lr": lrs[len(lrs) // 2] if len(lrs) > 1 else lrs[0],
+            "chosen_by": (
+                "no sweep (--sweep-budget none): the middle candidate"
+                if len(lrs) > 1
+                else "a single candidate (no sweep)"
+            ),
             "runs": {},
         }
+        state["arms"][arm.name] = entry
+        if settings.sweep_budget is not None and len(lrs) > 1:
+            sweep_arm(settings, arm, lrs, references["floor"], out, entry, state)
         _write_json(out / "compare.json", state)
     for seed in settings.seeds:
         for arm in arms:
@@ -316,14 +328,72 @@ def run_compare(settings: CompareSettings, force: bool = False) -> dict[str, Any
     return write_report(out)
 
 
-def _finite(value: float) -> float:
-    return value if math.isfinite(value) else float("-inf")
+def sweep_arm(
+    settings: CompareSettings,
+    arm: ArmSpec,
+    lrs: tuple[float, ...],
+    floor: float,
+    out: Path,
+    entry: dict[str, Any],
+    state: dict[str, Any],
+) -> None:
+    """Run an arm's lr sweep (first seed, the sweep budget) and, when it does not separate its
+    candidates and `settings.sweep_extend` is set, once more at that longer budget; fill `entry`
+    (lr_sweep, sweep_stages, lr, chosen_by) from the last stage run. Finished runs are reused."""
+    from launch.compare_report import sweep_verdict
+
+    budgets = [settings.sweep_budget]
+    if settings.sweep_extend is not None:
+        budgets.append(settings.sweep_extend)
+    seed = settings.seeds[0]
+    for index, budget in enumerate(budgets):
+        assert budget is not None
+        base = out / "sweep" / arm.name
+        if index:  # the extension keeps its own directories: the first stage stays reusable
+            base = base / budget_tag(budget)
+        finals: dict[str, float] = {}
+        runs: dict[str, str] = {}
+        for lr in lrs:
+            run_dir = base / lr_tag(lr)
+            run_one(arm_config(settings, arm, lr, seed, budget, run_dir))
+            finals[repr(lr)] = final_val_miou(run_dir)
+            runs[repr(lr)] = str(run_dir.relative_to(out))
+        verdict = sweep_verdict(finals, floor, settings.sweep_min_gap)
+        entry["sweep_stages"].append(
+            {
+                "budget": str(budget),
+                "final": finals,
+                "runs": runs,
+                "separated": verdict["separated"],
+                "reason": verdict["reason"],
+            }
+        )
+        entry["lr_sweep"] = finals
+        entry["lr"] = verdict["chosen"]
+        entry["chosen_by"] = (
+            f"the highest final val mIoU of the {'extended ' if index else ''}sweep at {budget} "
+            f"(seed {seed}; ties to the smaller lr)"
+            + ("" if verdict["separated"] else f"; NOT separated: {verdict['reason']}")
+        )
+        _write_json(out / "compare.json", state)
+        if verdict["separated"]:
+            break
+        more = (
+            f"; extending it once to {budgets[index + 1]}"
+            if index + 1 < len(budgets)
+            else ("" if index else " (--sweep-extend BUDGET reruns it once at a longer budget)")
+        )
+        print(
+            f"[compare] WARNING: {arm.name}'s lr sweep at {budget} is not separated: "
+            f"{verdict['reason']}{more}"
+        )
 
 
 def _settings_dict(settings: CompareSettings) -> dict[str, Any]:
     data = asdict(settings)
     data["budget"] = str(settings.budget)
     data["sweep_budget"] = str(settings.sweep_budget) if settings.sweep_budget else None
+    data["sweep_extend"] = str(settings.sweep_extend) if settings.sweep_extend else None
     return data
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -12,12 +13,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="objectives head to head under one budget, over seeds; writes a report directory",
         description=(
             "Run each objective (arm) from the same student, data order and seed under the same "
-            "budget, after a short lr sweep per arm, evaluating on the val split at fixed step "
-            "intervals; write REPORT.md, plots, plot_data.json, results.json and the ledgers to "
-            "--out. Finished runs are reused and interrupted ones resume, so re-running the same "
-            "command continues. CONFIG (default demo_opd) is the base config; with --assets "
-            "(default artifacts/demo, built by `vopd prepare-demo`) the model and data paths and "
-            "the reference points come from the prepared demo."
+            "budget, each with its own protocol (--set ARM:KEY=VALUE), after an lr sweep per "
+            "arm, evaluating on the val split at fixed step intervals; write REPORT.md (final "
+            "val mIoU and time-to-target in training seconds, learner FLOPs, completions, "
+            "distinct prompts and prompts seen, with ratios to GRPO; each arm's protocol; the lr "
+            "sweeps and whether they separated), plots, plot_data.json, results.json and the "
+            "ledgers to --out. Finished runs are reused and interrupted ones resume, so "
+            "re-running the same command continues. CONFIG (default demo_opd) is the base "
+            "config; with --assets (default artifacts/demo, built by `vopd prepare-demo`) the "
+            "model and data paths and the reference points come from the prepared demo."
         ),
     )
     parser.add_argument("config", nargs="?", default="demo_opd", help="base YAML file or preset")
@@ -34,7 +38,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--sweep-budget",
         default="wallclock=90",
-        help="budget of each lr-sweep run (seed = first seed); 'none' skips the sweep",
+        help="budget of each lr-sweep run (seed = first seed), e.g. wallclock=300 or "
+        "samples=2000; 'none' skips the sweep (the middle lr is used)",
+    )
+    parser.add_argument(
+        "--sweep-min-gap",
+        type=float,
+        default=2.0,
+        metavar="MIOU",
+        help="a sweep whose best final val mIoU leads the second best, or the blind floor, by "
+        "less than this is reported as not separated (default 2)",
+    )
+    parser.add_argument(
+        "--sweep-extend",
+        default="none",
+        metavar="BUDGET",
+        help="rerun a not-separated sweep once at this longer budget and choose there "
+        "(default none: only report it)",
     )
     parser.add_argument(
         "--lrs",
@@ -48,7 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="ARM:KEY=VALUE",
-        help="an override for one arm only (repeatable), e.g. grpo:rollout.n=4",
+        help="an override for one arm only (repeatable), e.g. grpo:trainer.prompts_per_step=16 "
+        "or grpo:trainer.objective_kwargs.filter_zero_variance=false",
     )
     parser.add_argument("--assets", default="artifacts/demo", help="prepared demo assets ('none')")
     parser.add_argument(
@@ -109,6 +130,16 @@ def settings_from_args(args: argparse.Namespace):
             raise ValueError(f"--reference {args.reference!r}: expected FLOOR,TEACHER") from None
         references = {"floor": floor, "teacher": teacher}
     sweep = None if args.sweep_budget.lower() == "none" else parse_budget(args.sweep_budget)
+    min_gap = float(getattr(args, "sweep_min_gap", 2.0))
+    if not (math.isfinite(min_gap) and min_gap >= 0):
+        raise ValueError(f"--sweep-min-gap {min_gap}: a non-negative number of mIoU points")
+    extend_text = getattr(args, "sweep_extend", None) or "none"
+    extend = None if extend_text.lower() == "none" else parse_budget(extend_text)
+    if extend is not None:
+        if sweep is None:
+            raise ValueError("--sweep-extend needs a sweep (--sweep-budget is none)")
+        if extend.kind == sweep.kind and extend.value <= sweep.value:
+            raise ValueError(f"--sweep-extend {extend} must be longer than --sweep-budget {sweep}")
     return CompareSettings(
         config=config,
         objectives=objectives,
@@ -121,6 +152,8 @@ def settings_from_args(args: argparse.Namespace):
         overrides=tuple(overrides),
         arm_overrides=arm_overrides,
         references=references,
+        sweep_min_gap=min_gap,
+        sweep_extend=extend,
     )
 
 
@@ -128,7 +161,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.report_only:
         from launch.compare_report import write_report
 
-        write_report(args.out)
+        try:
+            write_report(args.out)
+        except FileNotFoundError as exc:
+            print(f"error: {exc}")
+            return 2
         print(f"report: {args.out}/REPORT.md")
         return 0
     try:
