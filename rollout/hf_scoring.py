@@ -11,7 +11,8 @@ checkpoints), which the vLLM sampler never allows either.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,6 +125,55 @@ def model_device(model: Any) -> torch.device | None:
         return None
 
 
+def output_head(model: Any) -> torch.nn.Module:
+    """The LM head of a transformers model or of a DeepSpeed engine wrapping one."""
+    inner = getattr(model, "module", None)
+    if not isinstance(inner, torch.nn.Module):
+        inner = model
+    head = inner.get_output_embeddings()
+    if not isinstance(head, torch.nn.Module):
+        raise TypeError(f"{type(inner).__name__} has no output embeddings (LM head)")
+    return head
+
+
+@contextmanager
+def lm_head_only_at(model: Any, rows: torch.Tensor, cols: torch.Tensor) -> Iterator[None]:
+    """Within the block, the model's LM head sees only the hidden states at (rows, cols).
+
+    The model's forward runs unchanged (the same backbone, the same DeepSpeed hooks when `model`
+    is an engine), but its LM head receives hidden[rows, cols] (N, H) instead of hidden (B, L, H),
+    so the forward returns logits (N, V): one row per kept position, in the order given.
+    transformers' own `logits_to_keep` takes one set of positions for every row of the batch,
+    which a right-padded batch of unequal prompts does not have.
+    """
+
+    def gather(_module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        hidden = args[0]
+        return (hidden[rows.to(hidden.device), cols.to(hidden.device)], *args[1:])
+
+    handle = output_head(model).register_forward_pre_hook(gather)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def completion_positions(batch: HFBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, column) of every position whose logit predicts a completion token, item by item.
+
+    The logit at column j predicts token j + 1, so item i's completion of length c_i starting at
+    its prompt length p_i is predicted from columns p_i - 1 ... p_i + c_i - 2.
+    """
+    rows: list[torch.Tensor] = []
+    cols: list[torch.Tensor] = []
+    for i, (p_len, c_len) in enumerate(
+        zip(batch.prompt_lengths, batch.completion_lengths, strict=True)
+    ):
+        rows.append(torch.full((c_len,), i, dtype=torch.long))
+        cols.append(torch.arange(p_len - 1, p_len - 1 + c_len, dtype=torch.long))
+    return torch.cat(rows), torch.cat(cols)
+
+
 def completion_log_probs(
     model: Any,
     processor: Any,
@@ -131,13 +181,22 @@ def completion_log_probs(
     temperature: float = 1.0,
     top_k: int = 0,
     return_rows: bool = False,
+    completion_logits_only: bool = True,
 ) -> list[dict[str, torch.Tensor]]:
     """Per completion token: log-prob of the sampled token (and the top-k) under `model`.
 
     Returns one dict per item: "logprobs" (T,), "entropy" (T,), with top_k > 0 "topk_ids" (T, k) and
     "topk_logprobs" (T, k), and with return_rows the full log-prob rows "rows" (T, V); tensors
     are on the model's device, in float32 (log-softmax is computed in float32 under bf16).
-    Gradients flow when called outside `torch.no_grad()` (the learner).
+    Gradients flow through "logprobs", "topk_logprobs" and "rows" when called outside
+    `torch.no_grad()` (the learner); "entropy" is a detached diagnostic (no objective
+    differentiates it, and its graph would hold three more (T, V) tensors).
+
+    completion_logits_only (default): the LM head, masking and log-softmax run only at the
+    positions that predict completion tokens (`lm_head_only_at`), not over the whole prompt (the
+    video's vision tokens included); False computes the logits of every position first (the
+    former path, kept for comparison: same results to float tolerance, far more memory with a
+    long prompt and a large vocabulary).
     """
     batch = build_hf_batch(processor, items)
     banned = vision_placeholder_ids(processor.tokenizer)
@@ -147,21 +206,36 @@ def completion_log_probs(
         batch.inputs = {
             k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.inputs.items()
         }
-    logits = model(**batch.inputs).logits
-    results: list[dict[str, torch.Tensor]] = []
-    for i, (p_len, c_len) in enumerate(
-        zip(batch.prompt_lengths, batch.completion_lengths, strict=True)
-    ):
+    if completion_logits_only:
+        rows, cols = completion_positions(batch)
+        with lm_head_only_at(model, rows, cols):
+            packed = model(**batch.inputs, use_cache=False).logits
+        if packed.shape[:-1] != rows.shape:
+            raise RuntimeError(
+                f"{type(model).__name__}: expected logits for {rows.numel()} positions from its "
+                f"LM head, got shape {tuple(packed.shape)}"
+            )
+        per_item = list(packed.split(batch.completion_lengths))
+    else:
+        logits = model(**batch.inputs, use_cache=False).logits
         # The logit at position j predicts token j + 1.
-        step_logits = logits[i, p_len - 1 : p_len - 1 + c_len]
+        per_item = [
+            logits[i, p_len - 1 : p_len - 1 + c_len]
+            for i, (p_len, c_len) in enumerate(
+                zip(batch.prompt_lengths, batch.completion_lengths, strict=True)
+            )
+        ]
+    results: list[dict[str, torch.Tensor]] = []
+    for i, (step_logits, p_len, c_len) in enumerate(
+        zip(per_item, batch.prompt_lengths, batch.completion_lengths, strict=True)
+    ):
         log_probs = masked_log_softmax(step_logits, banned, temperature, num_tokens)
         targets = batch.inputs["input_ids"][i, p_len : p_len + c_len]
-        probs = log_probs.exp()
-        out = {
-            "logprobs": log_probs.gather(1, targets[:, None])[:, 0],
+        with torch.no_grad():
             # Entropy of the (masked) distribution at each completion position.
-            "entropy": -(probs * torch.where(probs > 0, log_probs, 0.0)).sum(-1),
-        }
+            probs = log_probs.exp()
+            entropy = -(probs * torch.where(probs > 0, log_probs, 0.0)).sum(-1)
+        out = {"logprobs": log_probs.gather(1, targets[:, None])[:, 0], "entropy": entropy}
         if top_k > 0:
             values, ids = log_probs.topk(top_k, dim=-1)
             out["topk_ids"], out["topk_logprobs"] = ids, values

@@ -91,3 +91,85 @@ def test_batched_hf_log_probs_match_vllm(name: str, tiny_models_dir: Path, vllm_
         assert torch.allclose(score["logprobs"], vllm_lp, atol=1e-3), (score["logprobs"], vllm_lp)
         assert score["topk_ids"].shape == (len(token_ids), 3)
         assert not set(score["topk_ids"].flatten().tolist()) & set(banned)
+
+
+@pytest.mark.parametrize(
+    ("family", "vocab_size"), [("qwen3_vl", None), ("qwen2_5_vl", None), ("qwen3_vl", 1000)]
+)
+def test_completion_only_logits_equal_the_full_path(
+    family: str, vocab_size: int | None, tiny_models_dir: Path, tmp_path: Path
+) -> None:
+    """The LM head, masking and log-softmax run at the completion positions only, and give the
+    log-probs, rows, entropy, top-k and gradients of logits over every position: a batch of
+    video prompts and completions of unequal lengths (right padding), both families, and a
+    padded vocabulary (its unused ids still -inf)."""
+    from transformers import AutoProcessor
+
+    from launch.tiny_models.build import ModelSpec, build_tiny_model
+    from rollout.hf_scoring import output_head
+
+    if vocab_size is None:
+        model_dir = tiny_models_dir / f"{family}-student"
+    else:
+        spec = ModelSpec(family=family, size="student", seed=0, vocab_size=vocab_size)
+        model_dir = build_tiny_model(tmp_path, spec)
+    processor = AutoProcessor.from_pretrained(model_dir)
+    tokenizer = processor.tokenizer
+    model = load_hf_model(model_dir)
+    answer = tokenizer("[2.0, 6.0] seconds", add_special_tokens=False)["input_ids"]
+    query = "When is the red square visible in the video?"
+    items = [
+        ScoringItem(query, "timelens", _clip(8, (2, 6)), [*answer, tokenizer.eos_token_id]),
+        ScoringItem(
+            query + " Answer in seconds, please.", "timelens", _clip(12, (0, 4)), answer[:3]
+        ),
+        ScoringItem(query, "timelens", _clip(4, (0, 2)), answer[:1]),
+    ]
+    head = output_head(model)
+    head_rows: list[int] = []
+    head.register_forward_hook(lambda _m, _a, out: head_rows.append(out.shape[:-1].numel()))
+    weights = torch.rand(len(answer) + 1, model.config.get_text_config().vocab_size)
+    results = {}
+    for only in (True, False):
+        model.zero_grad()
+        scores = completion_log_probs(
+            model, processor, items, top_k=3, return_rows=True, completion_logits_only=only
+        )
+        loss = sum(
+            -s["logprobs"].sum() + (s["rows"].exp() * weights[: len(s["rows"])]).sum()
+            for s in scores
+        )
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results[only] = (scores, grads)
+    assert not head._forward_pre_hooks  # the gather hook is gone after the call
+
+    lengths = [len(item.completion_ids) for item in items]
+    assert head_rows[0] == sum(lengths)  # completion-only: one LM-head row per completion token
+    assert head_rows[1] > 10 * sum(lengths)  # full path: every position of every row
+    (only, only_grads), (full, full_grads) = results[True], results[False]
+    for length, a, b in zip(lengths, only, full, strict=True):
+        assert a.keys() == b.keys()
+        assert a["logprobs"].shape == (length,) and a["rows"].shape[0] == length
+        for key in ("logprobs", "rows", "entropy", "topk_logprobs"):
+            torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+        assert torch.equal(a["topk_ids"], b["topk_ids"])
+        assert a["logprobs"].requires_grad and not a["entropy"].requires_grad
+        if vocab_size is not None:
+            assert torch.isneginf(a["rows"][:, len(tokenizer) :]).all()
+    assert only_grads.keys() == full_grads.keys() and len(only_grads) > 10
+    for name, grad in only_grads.items():
+        torch.testing.assert_close(grad, full_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_output_head_unwraps_an_engine(tiny_models_dir: Path) -> None:
+    """A DeepSpeed engine keeps the transformers model in `.module`; its LM head is found there."""
+    from types import SimpleNamespace
+
+    from rollout.hf_scoring import output_head
+
+    model = load_hf_model(tiny_models_dir / "qwen3_vl-student")
+    assert output_head(model) is model.lm_head
+    assert output_head(SimpleNamespace(module=model)) is model.lm_head
+    with pytest.raises(AttributeError):
+        output_head(SimpleNamespace())

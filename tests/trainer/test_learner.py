@@ -55,6 +55,111 @@ def sft_batch(tmp_path_factory: pytest.TempPathFactory, tiny_models_dir: Path):
     return prompts, trajectories
 
 
+def _layer_calls_and_saved_bytes(model, processor, items) -> tuple[float, int, dict]:
+    """One learner-like forward + backward: runs of each checkpointable layer's forward (decoder
+    layers, vision blocks), bytes autograd saved for the backward (distinct storages, parameters
+    left out) and the gradients."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    from rollout.hf_scoring import completion_log_probs
+
+    calls = [0]
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    assert len(layers) >= 3
+
+    def counted(forward):
+        def run(*args, **kwargs):
+            calls[0] += 1
+            return forward(*args, **kwargs)
+
+        return run
+
+    for layer in layers:  # per instance: the recompute calls forward again (hooks do not fire)
+        layer.forward = counted(layer.forward)
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.untyped_storage().data_ptr() not in params:
+            saved[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        scores = completion_log_probs(model, processor, items)
+        loss = -torch.cat([s["logprobs"] for s in scores]).mean()
+    loss.backward()
+    for layer in layers:
+        del layer.forward
+    grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    return calls[0] / len(layers), sum(saved.values()), grads
+
+
+@pytest.mark.parametrize("family", ["qwen3_vl", "qwen2_5_vl"])
+def test_gradient_checkpointing_switch(family: str, tiny_models_dir: Path, sft_batch) -> None:
+    """learner.gradient_checkpointing (prepare_student): every checkpointable layer (decoder
+    layers, vision blocks) runs twice (forward, recompute in the backward), autograd keeps less
+    for the backward, the gradients are those without it, and the no-grad pass is unchanged."""
+    from transformers import AutoProcessor
+
+    from rollout.hf_compat import load_hf_model
+    from rollout.hf_scoring import ScoringItem, completion_log_probs
+    from trainer.learner import prepare_student
+    from tvg.video import build_vision_inputs
+
+    prompts, trajectories = sft_batch
+    model_dir = tiny_models_dir / f"{family}-student"
+    processor = AutoProcessor.from_pretrained(model_dir)
+    items = [
+        ScoringItem(
+            prompts[t.prompt_index].query,
+            "timelens",
+            build_vision_inputs(
+                prompts[t.prompt_index].video, prompts[t.prompt_index].video_settings
+            ),
+            t.completion_ids.tolist(),
+        )
+        for t in trajectories[:2]
+    ]
+    runs = {}
+    for checkpointing in (False, True):
+        model = load_hf_model(model_dir)
+        prepare_student(model, freeze_vision=False, gradient_checkpointing=checkpointing)
+        assert model.is_gradient_checkpointing == checkpointing
+        runs[checkpointing] = (model, *_layer_calls_and_saved_bytes(model, processor, items))
+    (plain, calls, saved, grads), (ckpt, ckpt_calls, ckpt_saved, ckpt_grads) = (
+        runs[False],
+        runs[True],
+    )
+    assert (calls, ckpt_calls) == (1, 2)
+    assert ckpt_saved < 0.8 * saved, (ckpt_saved, saved)
+    assert grads.keys() == ckpt_grads.keys() and len(grads) > 10
+    for name, grad in grads.items():
+        torch.testing.assert_close(ckpt_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+    with torch.no_grad():
+        a = completion_log_probs(plain.eval(), processor, items)
+        b = completion_log_probs(ckpt.eval(), processor, items)
+    for x, y in zip(a, b, strict=True):
+        torch.testing.assert_close(x["logprobs"], y["logprobs"])
+
+
+def test_driver_passes_gradient_checkpointing_to_the_learners(monkeypatch) -> None:
+    """learner.gradient_checkpointing reaches every rank's LearnerSettings (default off)."""
+    import trainer.learner_group
+    from launch.config import load_config
+    from launch.driver import Driver
+
+    started = []
+    monkeypatch.setattr(
+        trainer.learner_group, "LearnerGroup", lambda settings, **_: started.append(settings)
+    )
+    for overrides, expected in (([], False), (["learner.gradient_checkpointing=true"], True)):
+        driver = Driver.__new__(Driver)  # no actors, no Ray: only the config is read
+        driver.config = load_config(None, overrides)
+        driver._start_learners()
+        assert started[-1].gradient_checkpointing is expected
+
+
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_zero3_two_ranks_train_and_export(ray_session, tiny_models_dir: Path, sft_batch) -> None:
@@ -65,7 +170,14 @@ def test_zero3_two_ranks_train_and_export(ray_session, tiny_models_dir: Path, sf
 
     prompts, trajectories = sft_batch
     model_dir = tiny_models_dir / "qwen3_vl-student"
-    settings = LearnerSettings(model_dir=str(model_dir), zero_stage=3, lr=2e-3, micro_batch_size=2)
+    # With activation checkpointing: ZeRO-3 gathers the parameters again for the recompute.
+    settings = LearnerSettings(
+        model_dir=str(model_dir),
+        zero_stage=3,
+        lr=2e-3,
+        micro_batch_size=2,
+        gradient_checkpointing=True,
+    )
     group = LearnerGroup(settings, world_size=2)
     try:
         initial = load_file(str(model_dir / "model.safetensors"))
