@@ -82,6 +82,10 @@ class TeacherConfig:
     url: str | None = None
     token_env: str | None = None
     timeout_s: float = 300.0
+    # Run the teacher's forward on every learner rank instead of in a teacher pool: nothing per
+    # position is shipped (the exact reverse KL without V values per position on the wire), at
+    # the cost of the teacher's weights and forward on each rank (TRL's GKD layout).
+    colocate: bool = False
 
 
 @dataclass
@@ -437,6 +441,14 @@ def _check_objective(config: RunConfig) -> None:
         raise ConfigError(
             f"trainer.objective_kwargs {options} for objective {spec.name!r}: {exc}"
         ) from None
+    if config.teacher.colocate:
+        if spec.teacher not in ("sampled", "topk", "full"):
+            raise ConfigError(
+                f"teacher.colocate: objective {spec.name!r} reads no teacher log-probs "
+                f"(teacher signal {spec.teacher!r}); nothing to co-locate"
+            )
+        if config.teacher.backend == "remote":
+            raise ConfigError("teacher.colocate: a remote teacher cannot run on the learner ranks")
     if spec.samples and config.rollout.n < spec.min_group_size:
         raise ConfigError(
             f"objective {spec.name!r} learns from groups of >= {spec.min_group_size} sampled "

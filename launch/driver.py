@@ -242,6 +242,11 @@ class Driver:
         self.teacher = None
         if self.spec.teacher == "answers":  # sequence-level KD: the teacher generates answers
             self.teacher_answers = self._start_teacher_answers()
+        elif self.spec.needs_teacher and cfg.teacher.colocate:
+            # The teacher runs on the learner ranks (`_start_learners`): checked here first.
+            from trainer.colocated_teacher import check_colocated_teacher
+
+            check_colocated_teacher(cfg.model.student, cfg.model.teacher)
         elif self.spec.needs_teacher:
             self.teacher = self._scoring_pool(
                 backend=cfg.teacher.backend,
@@ -311,12 +316,24 @@ class Driver:
                 freeze_vision=cfg.model.freeze_vision,
                 temperature=cfg.rollout.temperature,
                 seed=cfg.trainer.seed,
+                **self._colocated_teacher_settings(),
             ),
             world_size=learner.num_ranks,
             num_cpus_per_rank=cfg.resources.learner_cpus,
             num_gpus_per_rank=cfg.resources.learner_gpus,
             timeout_s=learner.timeout_s,
         )
+
+    def _colocated_teacher_settings(self) -> dict[str, Any]:
+        """The learner settings of a co-located teacher (`teacher.colocate`), else none."""
+        cfg = self.config
+        if not (cfg.teacher.colocate and self.spec.needs_teacher):
+            return {}
+        return {
+            "teacher_model_dir": cfg.model.teacher,
+            "teacher_signal": self.spec.teacher,
+            "teacher_top_k": self.spec.teacher_top_k(len(self.tokenizer), cfg.teacher.top_k),
+        }
 
     def _start_reference(self) -> Any:
         """A scoring pool on the frozen reference (default: the initial student) when the
@@ -493,6 +510,8 @@ class Driver:
         record["sample_ids"] = [p.sample_id for p in prompts]  # what this step trained on
         record.update(batch_metrics(batch, learner_lp))
         record.update(filtering)
+        # Sampled before dynamic filtering (`completions` counts the rows kept for the update).
+        record["completions_generated"] = float(len(sampled_rows))
         record.update(update_summary(updates))
         if self.teacher_answers is not None:
             record["teacher_generated_tokens"] = float(teacher_tokens)

@@ -188,6 +188,15 @@ def batch_metrics(
         gaps = np.concatenate([t.logprobs - t.teacher_logprobs for t in scored])
         out["teacher_rkl_sampled"] = float(gaps.mean()) if gaps.size else float("nan")
         out["tokens_teacher_scored"] = float(sum(t.num_completion_tokens for t in scored))
+        # What the teacher shipped back for this step (sampled-token log-probs + top-k lists).
+        out["teacher_bytes"] = float(
+            sum(
+                t.teacher_logprobs.nbytes
+                + (t.teacher_topk_ids.nbytes if t.teacher_topk_ids is not None else 0)
+                + (t.teacher_topk_logprobs.nbytes if t.teacher_topk_logprobs is not None else 0)
+                for t in scored
+            )
+        )
     referenced = [t for t in sampled if t.ref_logprobs is not None]
     if referenced:
         gaps = np.concatenate([t.logprobs - t.ref_logprobs for t in referenced])

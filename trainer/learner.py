@@ -99,6 +99,11 @@ class LearnerSettings:
     seed: int = 0
     frame_cache_bytes: int = 256 * 1024 * 1024
     torch_threads: int = 1
+    # A co-located teacher (teacher.colocate): its model, the signal the objective reads
+    # ("sampled" / "topk" / "full") and the top-k length; None = the teacher is elsewhere.
+    teacher_model_dir: str | None = None
+    teacher_signal: str = "full"
+    teacher_top_k: int = 0
     # Activation checkpointing: keep only each layer's input in the forward and recompute the
     # layer in the backward (~1/3 more compute, activation memory no longer grows with depth).
     gradient_checkpointing: bool = False
@@ -187,6 +192,17 @@ class Learner:
             model=model, optimizer=optimizer, lr_scheduler=scheduler, config=config
         )
         self.processor = AutoProcessor.from_pretrained(settings.model_dir)
+        self.teacher = None
+        if settings.teacher_model_dir:
+            from trainer.colocated_teacher import ColocatedTeacher
+
+            self.teacher = ColocatedTeacher(
+                settings.teacher_model_dir,
+                dtype,
+                settings.temperature,
+                settings.teacher_signal,
+                settings.teacher_top_k,
+            )
         self.frame_cache = FrameCache(max_bytes=settings.frame_cache_bytes)
         self.step_count = 0
 
@@ -309,13 +325,18 @@ class Learner:
                     stacklevel=1,
                 )
                 finite = False
+            items = self._scoring_items(prompts, clean)
             scores = completion_log_probs(
                 self.engine,
                 self.processor,
-                self._scoring_items(prompts, clean),
+                items,
                 temperature=self.settings.temperature,
                 return_rows=needs_rows,
             )
+            if self.teacher is not None:  # the teacher's forward here, on the same inputs
+                teacher_scores = self.teacher.score(self.processor, items)
+                for score, teacher in zip(scores, teacher_scores, strict=True):
+                    score.update(teacher)
             loss, metrics = step_loss(objective, clean, scores, objective_kwargs, totals)
             # Filler chunks (and a skipped step) still run the same passes, with no effect.
             loss = loss * (weight if finite else 0.0) * self.world_size

@@ -116,17 +116,27 @@ def objective_inputs(
     advantages = None
     if all("advantage" in t.rewards for t in trajectories):
         advantages = torch.tensor([t.rewards["advantage"] for t in trajectories])
+    def teacher(name: str, wire_name: str, fill: float = 0.0) -> torch.Tensor | None:
+        """A teacher value computed on this rank (a co-located teacher, in `scores`), else the
+        one shipped with the trajectories."""
+        if name in scores[0]:
+            return _pad([s[name].detach() for s in scores], width, fill)
+        return optional(wire_name, fill) if wire_name else None
+
     inputs = ObjectiveInputs(
         logprobs=_stack_padded([s["logprobs"] for s in scores], width),
         mask=mask,
         old_logprobs=_pad([torch.tensor(t.logprobs) for t in trajectories], width),
-        teacher_logprobs=optional("teacher_logprobs"),
+        teacher_logprobs=teacher("teacher_logprobs", "teacher_logprobs"),
+        teacher_logprob_rows=teacher("teacher_rows", ""),
         rewards=torch.tensor([t.rewards.get("total", 0.0) for t in trajectories]),
         group_ids=torch.tensor([t.prompt_index for t in trajectories]),
         is_ground_truth=torch.tensor([t.is_ground_truth for t in trajectories]),
         student_logprob_rows=rows,
-        teacher_topk_ids=optional("teacher_topk_ids"),
-        teacher_topk_logprobs=optional("teacher_topk_logprobs", fill=float("-inf")),
+        teacher_topk_ids=teacher("teacher_topk_ids", "teacher_topk_ids"),
+        teacher_topk_logprobs=teacher(
+            "teacher_topk_logprobs", "teacher_topk_logprobs", fill=float("-inf")
+        ),
         ref_logprobs=ref_logprobs,
         ref_mask=scored_by_ref if ref_logprobs is not None else None,
         advantages=advantages,

@@ -287,3 +287,30 @@ def test_sequence_level_kd_trains_on_the_teachers_cached_answers(
     state = json.loads((Path(second["checkpoint"]) / "state.json").read_text())
     assert len(state["teacher_answers"]) == 6
     assert all(len(texts) == 2 for _, texts in state["teacher_answers"].values())
+
+
+def test_a_colocated_teacher_gives_the_same_step_as_the_teacher_pool(
+    tmp_path: Path, loop_data: Path, tiny_models_dir: Path, ray_session
+) -> None:
+    # The exact reverse KL with the teacher's forward on the learner ranks (nothing per
+    # position shipped) against the teacher pool shipping the whole distribution: the same
+    # samples (same seed), the same loss and update up to the two engines' float differences.
+    runs = {}
+    for colocate in ("false", "true"):
+        config = _config(
+            "opd_full_rkl",
+            tmp_path / f"colocate_{colocate}",
+            loop_data,
+            tiny_models_dir,
+            steps=1,
+            **{"teacher.colocate": colocate, "trainer.mismatch_every": "0"},
+        )
+        (runs[colocate],) = _run(config)
+    pool, colocated = runs["false"], runs["true"]
+    assert pool["tokens_generated"] == colocated["tokens_generated"]  # the same samples
+    assert "tokens_teacher_scored" in pool and "tokens_teacher_scored" not in colocated
+    assert colocated["time"].get("teacher", 0.0) == 0.0  # no teacher phase: it ran in the learner
+    assert colocated["loss"] == pytest.approx(pool["loss"], rel=1e-3)
+    assert colocated["learner"]["reverse_kl"] == pytest.approx(
+        pool["learner"]["reverse_kl"], rel=1e-3
+    )

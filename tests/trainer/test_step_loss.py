@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -91,3 +93,28 @@ def test_read_only_arrays_from_ray_give_no_warning() -> None:
                 step_loss(objective, trajectories, scores, {}, totals)
     finally:
         torch.set_warn_always(warn_always)
+
+
+@pytest.mark.parametrize("objective", ["opd", "opd_full_rkl", "opd_topk_fkl", "opd_topk_tail_rkl"])
+def test_teacher_values_computed_on_the_rank_equal_shipped_ones(objective: str) -> None:
+    # A co-located teacher puts its values in the scores instead of the trajectories.
+    trajectories, scores = _batch()
+    totals = StepTotals.of(trajectories)
+    shipped, _ = step_loss(objective, trajectories, scores, {}, totals)
+    local_scores = []
+    for traj, score in zip(trajectories, scores, strict=True):
+        rows = torch.as_tensor(traj.teacher_topk_logprobs)  # the whole distribution, id order
+        local = dict(score)
+        local["teacher_logprobs"] = torch.as_tensor(traj.teacher_logprobs)
+        local["teacher_rows"] = rows
+        top_lp, top_ids = rows.topk(rows.shape[-1], -1)
+        local["teacher_topk_ids"], local["teacher_topk_logprobs"] = top_ids, top_lp
+        local_scores.append(local)
+    bare = [
+        dataclasses.replace(
+            t, teacher_logprobs=None, teacher_topk_ids=None, teacher_topk_logprobs=None
+        )
+        for t in trajectories
+    ]
+    local_loss, _ = step_loss(objective, bare, local_scores, {}, totals)
+    assert local_loss.item() == pytest.approx(shipped.item(), rel=1e-5)
