@@ -23,6 +23,9 @@ from typing import Any
 
 DEFAULT_OBJECTIVES = ("opd", "opd_full_rkl", "grpo", "tempsamp", "sft", "opd+tvdf")
 TVDF_SUFFIX = "+tvdf"
+# Where every arm starts (with prepared demo assets): the warm-started student at the blind floor,
+# or the competent student (val mIoU at 40-50% of the teacher's gain over the floor).
+START_POINTS = ("floor", "competent")
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,7 @@ class CompareSettings:
     overrides: tuple[str, ...] = ()  # applied to every arm
     arm_overrides: dict[str, tuple[str, ...]] = field(default_factory=dict)
     references: dict[str, float] | None = None  # {"floor": .., "teacher": ..} if no assets
+    start: str = "floor"  # START_POINTS: which prepared student every arm starts from
     # A sweep is "separated" when its best final val mIoU leads the second best, and the blind
     # floor, by at least this many mIoU points; an unseparated one is rerun once at
     # `sweep_extend` (None: reported as not separated, nothing rerun).
@@ -180,7 +184,7 @@ def arm_config(settings: CompareSettings, arm: ArmSpec, lr: float, seed: int, bu
     """The RunConfig of one run of `arm`."""
     from launch.config import load_config
 
-    base = [*asset_overrides(settings.assets_dir), *arm.overrides]
+    base = [*asset_overrides(settings.assets_dir, settings.start), *arm.overrides]
     base += [*settings.overrides, *settings.arm_overrides.get(arm.name, ())]
     probe = load_config(settings.config, base)
     return load_config(
@@ -196,16 +200,41 @@ def arm_config(settings: CompareSettings, arm: ArmSpec, lr: float, seed: int, bu
     )
 
 
-def asset_overrides(assets_dir: str | None) -> list[str]:
-    """Model and data paths from prepared demo assets (none when there are none)."""
+def start_model(assets: dict[str, Any], start: str) -> str:
+    """The student directory of a start point in prepared demo assets (ValueError when the
+    assets lack it)."""
+    if start not in START_POINTS:
+        raise ValueError(f"--start {start!r}: expected one of {', '.join(START_POINTS)}")
+    if start == "floor":
+        return str(assets["student"])
+    entry = assets.get("student_competent")
+    if entry is None:
+        raise ValueError(
+            "--start competent: the prepared assets have no competent student; run "
+            "`vopd prepare-demo` (it adds it to existing assets)"
+        )
+    return str(entry["model"])
+
+
+def asset_overrides(assets_dir: str | None, start: str = "floor") -> list[str]:
+    """Model and data paths from prepared demo assets (none when there are none): the student
+    of the start point (`floor` or `competent`), which is also the KL penalty's reference, the
+    teacher and the data. `competent` without assets is a ValueError."""
     from launch.demo_assets import load_assets
 
     assets = load_assets(assets_dir) if assets_dir else None
     if assets is None:
+        if start != "floor":
+            raise ValueError(
+                f"--start {start}: needs prepared demo assets (--assets DIR, built by "
+                "`vopd prepare-demo`); without them give model.student=... instead"
+            )
         return []
+    student = start_model(assets, start)
     data = Path(assets["data"])
     return [
-        f"model.student={assets['student']}",
+        f"model.student={student}",
+        f"model.reference={student}",  # GRPO / TempSamp-R1's KL anchor: the start itself
         f"model.teacher={assets['teacher']}",
         f"data.train={data / 'train.json'}",
         f"data.val={data / 'val.json'}",

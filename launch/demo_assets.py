@@ -6,9 +6,19 @@
    (objective `sft`, cosine decay, the best validation checkpoint kept: the constant-lr recipe
    collapses late, see BENCHMARKS.md "Synthetic task learnability");
 4. a **student** warm-started briefly on the answers: it learns the answer format, not the task
-   (validation mIoU near the blind floor).
-The result (paths and the val/test metrics of both) is recorded in `<out>/assets.json`; a second
-call reuses everything unless `force` is set.
+   (validation mIoU near the blind floor);
+5. a **competent student**: the floor student trained on by the same supervised recipe, evaluated
+   on the whole validation split every `competent_eval_every` steps, and taken at the first
+   evaluation whose mIoU lies in the band floor + [0.40, 0.50] x (teacher - floor) (the papers'
+   RL baselines start from a model that already grounds, not from the floor). A jump over the
+   band between two evaluations rewinds to the evaluation before it and evaluates every
+   `competent_fine_eval_every` steps; if that jumps over the band too, the checkpoint closest to
+   it is taken when it lies within `competent_tolerance` points and recorded as such; otherwise,
+   or when `competent_max_steps` pass below the band, a RuntimeError names every value seen. In
+   quick mode nothing fails: the tiny run is recorded with its status ("quick: not in band").
+The result (paths and the val/test metrics of each) is recorded in `<out>/assets.json`, written
+atomically; a second call reuses everything unless `force` is set, and assets that lack the
+competent student (or built it with other settings) get only that stage.
 """
 
 from __future__ import annotations
@@ -16,12 +26,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 ASSETS_FILE = "assets.json"
 ASSETS_VERSION = 1
+COMPETENT = "student_competent"
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,35 @@ class DemoAssetSettings:
     student_lr: float = 2e-3
     prompts_per_step: int = 8
     eval_every: int = 100
+    # The competent student (stage 5): supervised steps on top of the floor student, at most
+    # `competent_max_steps`, evaluated on the whole val split every `competent_eval_every` steps.
+    competent_lr: float = 2e-3
+    competent_max_steps: int = 1000
+    competent_eval_every: int = 25
+    competent_fine_eval_every: int = 5
+    competent_band_low: float = 0.40  # fractions of the teacher's gain over the blind floor
+    competent_band_high: float = 0.50
+    competent_tolerance: float = 3.0  # mIoU points: how far outside the band a jump may land
+    quick: bool = False  # tiny budgets: the competent student is recorded, never required
+
+
+# The settings that only the competent student depends on: changing them rebuilds that stage.
+COMPETENT_FIELDS = (
+    "competent_lr",
+    "competent_max_steps",
+    "competent_eval_every",
+    "competent_fine_eval_every",
+    "competent_band_low",
+    "competent_band_high",
+    "competent_tolerance",
+    "quick",
+)
+
+
+def _split_settings(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the settings of stages 1-4, the competent student's) of a settings dict."""
+    base = {k: v for k, v in settings.items() if k not in COMPETENT_FIELDS}
+    return base, {k: settings.get(k) for k in COMPETENT_FIELDS}
 
 
 def _sft_overrides(
@@ -126,18 +167,48 @@ def load_assets(out_dir: str | Path) -> dict[str, Any] | None:
     return assets if assets.get("version") == ASSETS_VERSION else None
 
 
+def _write_assets(out: Path, assets: dict[str, Any]) -> None:
+    tmp = out / (ASSETS_FILE + ".tmp")
+    tmp.write_text(json.dumps(assets, indent=2))
+    os.replace(tmp, out / ASSETS_FILE)
+
+
 def prepare_demo(settings: DemoAssetSettings, force: bool = False) -> dict[str, Any]:
-    """Build (or reuse) the dataset, the trained teacher and the warm-started student."""
+    """Build (or reuse) the dataset, the trained teacher, the warm-started (floor) student and
+    the competent student."""
+    out = Path(settings.out_dir)
+    base, competent = _split_settings(asdict(settings))
+    cached = None if force else load_assets(out)
+    if cached is not None and _split_settings(cached["settings"])[0] == base:
+        entry = cached.get(COMPETENT)
+        if entry is not None and entry.get("settings") == competent:
+            print(f"[prepare-demo] reusing assets in {out} (use --force to rebuild)")
+            return cached
+        print(f"[prepare-demo] reusing the dataset, teacher and floor student in {out}")
+        assets = {**cached, "settings": asdict(settings)}
+        assets.pop(COMPETENT, None)
+    else:
+        assets = _build_base(settings, force)
+        _write_assets(out, assets)  # recorded now: a kill in stage 5 keeps stages 1-4
+    assets[COMPETENT] = build_competent_student(settings, assets)
+    _write_assets(out, assets)
+    entry = assets[COMPETENT]
+    print(
+        f"[prepare-demo] competent student ({entry['status']}): val mIoU "
+        f"{entry['val']['mIoU']:.1f} after {entry['step']} more steps, band "
+        f"[{entry['band']['mIoU'][0]:.1f}, {entry['band']['mIoU'][1]:.1f}]"
+    )
+    return assets
+
+
+def _build_base(settings: DemoAssetSettings, force: bool) -> dict[str, Any]:
+    """Stages 1-4: dataset, tiny models, teacher, floor student; their val/test metrics."""
     from launch.config import load_config
     from launch.driver import init_ray
     from launch.tiny_models import build_tiny_models
     from tvg.synth import write_dataset
 
     out = Path(settings.out_dir)
-    cached = load_assets(out)
-    if cached is not None and not force and cached["settings"] == asdict(settings):
-        print(f"[prepare-demo] reusing assets in {out} (use --force to rebuild)")
-        return cached
     out.mkdir(parents=True, exist_ok=True)
     data = out / "data"
     print(f"[prepare-demo] synthetic dataset -> {data}")
@@ -192,7 +263,10 @@ def prepare_demo(settings: DemoAssetSettings, force: bool = False) -> dict[str, 
         role: evaluate_model(str(path), splits, data / "videos")
         for role, path in (("teacher", teacher_dir), ("student", student_dir))
     }
-    assets = {
+    for role in ("teacher", "student"):
+        m = metrics[role]["val"]
+        print(f"[prepare-demo] {role}: val mIoU {m['mIoU']:.1f}, parse {m['parse_rate']:.0f}%")
+    return {
         "version": ASSETS_VERSION,
         "settings": asdict(settings),
         "data": str(data),
@@ -201,10 +275,231 @@ def prepare_demo(settings: DemoAssetSettings, force: bool = False) -> dict[str, 
         "metrics": metrics,
         "blind_floor": {s: stats["splits"][s]["blind_floor_miou"] for s in ("val", "test")},
     }
-    tmp = out / (ASSETS_FILE + ".tmp")
-    tmp.write_text(json.dumps(assets, indent=2))
-    os.replace(tmp, out / ASSETS_FILE)
-    for role in ("teacher", "student"):
-        m = metrics[role]["val"]
-        print(f"[prepare-demo] {role}: val mIoU {m['mIoU']:.1f}, parse {m['parse_rate']:.0f}%")
-    return assets
+
+
+# ---------------------------------------------------------------- the competent student (stage 5)
+
+
+def competent_band(
+    floor: float, teacher: float, low: float = 0.40, high: float = 0.50
+) -> tuple[float, float]:
+    """The val mIoU band floor + [low, high] x (teacher - floor); empty (lower > upper) when the
+    teacher is not above the floor."""
+    gain = teacher - floor
+    if gain <= 0:
+        return floor + 1.0, floor  # empty: nothing lies in it
+    return floor + low * gain, floor + high * gain
+
+
+@dataclass
+class BandSearch:
+    """The competent student's stopping rule, fed one validation mIoU per evaluation.
+
+    `observe` answers "take" (the value lies in the band), "rewind" (the first jump over the band:
+    go back to the evaluation before it and evaluate more often), "overshoot" (a jump over the
+    band when no rewind is left) or "continue"; it also says whether this value is the closest to
+    the band so far (the caller keeps that model). `verdict` turns a search that never took a
+    value into a status, or raises a RuntimeError naming every value seen.
+    """
+
+    low: float
+    high: float
+    tolerance: float
+    can_rewind: bool = True
+    seen: list[tuple[int, float]] = field(default_factory=list)
+    rewound: bool = False
+    closest: tuple[float, int, float] | None = None  # (distance to the band, step, mIoU)
+
+    def distance(self, value: float) -> float:
+        """How far `value` lies outside the band (0 inside; inf for an empty band)."""
+        if self.low > self.high:
+            return float("inf")
+        return max(self.low - value, value - self.high, 0.0)
+
+    def observe(self, step: int, value: float) -> tuple[str, bool]:
+        """Record one evaluation; return (action, whether it is the closest so far)."""
+        self.seen.append((step, value))
+        gap = self.distance(value)
+        closest = self.closest is None or gap < self.closest[0]
+        if closest:
+            self.closest = (gap, step, value)
+        if gap == 0.0:
+            return "take", closest
+        if self.low <= self.high and value > self.high:
+            if self.can_rewind and not self.rewound:
+                self.rewound = True
+                return "rewind", closest
+            return "overshoot", closest
+        return "continue", closest
+
+    def values_text(self) -> str:
+        """Every value seen, in order, as `step: mIoU`."""
+        return ", ".join(f"{step}: {value:.1f}" for step, value in self.seen) or "none"
+
+    def verdict(self, overshot: bool, quick: bool) -> str:
+        """The status of a search that ended without a value in the band (or a RuntimeError)."""
+        band = f"[{self.low:.1f}, {self.high:.1f}]"
+        if quick:
+            return "quick: not in band"
+        if overshot and self.closest is not None and self.closest[0] <= self.tolerance:
+            return "closest to band (jumped over it)"
+        what = "jumped over" if overshot else "never reached"
+        raise RuntimeError(
+            f"competent student: val mIoU {what} the band {band} (tolerance "
+            f"{self.tolerance:g} points); values seen (continued SFT step: val mIoU): "
+            f"{self.values_text()}. Try another competent_lr, a smaller competent_eval_every or "
+            "a larger competent_max_steps."
+        )
+
+
+def _evaluate_split(driver: Any, data_file: Path, video_root: Path) -> dict[str, float]:
+    """Greedy metrics of the driver's current student on an annotation file (its engines)."""
+    from launch.driver import evaluate
+    from rollout.batch import PromptSpec
+    from tvg.formats import read_samples
+
+    config = driver.config
+    prompts = [
+        PromptSpec.from_sample(s, config.data.prompt_style, driver.video_settings)
+        for s in read_samples(data_file, video_root=video_root)
+    ]
+    return evaluate(driver.rollout, prompts, config.eval.max_new_tokens).metrics
+
+
+def _rewind_to(run_dir: Path, step: int) -> bool:
+    """Delete the checkpoints after `step`; True when one at or before it remains to resume
+    from (else the ledger goes too and the run starts afresh)."""
+    from launch.checkpoints import list_checkpoints
+
+    for checkpoint in list_checkpoints(run_dir):
+        if int(checkpoint.name.split("_")[1]) > step:
+            shutil.rmtree(checkpoint)
+    if list_checkpoints(run_dir):
+        return True
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+    return False
+
+
+def build_competent_student(settings: DemoAssetSettings, assets: dict[str, Any]) -> dict[str, Any]:
+    """Stage 5: supervised training from the floor student until val mIoU lies in the band;
+    the model is copied atomically to `<out>/student_competent`. Returns its assets entry."""
+    from tqdm import tqdm
+
+    from launch.config import load_config
+    from launch.driver import Driver, init_ray
+    from trainer.learner_group import LearnerError
+
+    t0 = time.perf_counter()
+    out = Path(settings.out_dir)
+    data = Path(assets["data"])
+    floor = float(assets["blind_floor"]["val"])
+    teacher = float(assets["metrics"]["teacher"]["val"]["mIoU"])
+    low, high = competent_band(
+        floor, teacher, settings.competent_band_low, settings.competent_band_high
+    )
+    if low > high and not settings.quick:
+        raise RuntimeError(
+            f"competent student: the teacher's val mIoU {teacher:.1f} is not above the blind "
+            f"floor {floor:.1f}: there is no band to aim at"
+        )
+    search = BandSearch(low, high, settings.competent_tolerance, can_rewind=not settings.quick)
+    steps = settings.competent_max_steps
+    run_dir = out / "runs" / COMPETENT
+    if run_dir.exists():  # an earlier, unfinished search: start again
+        shutil.rmtree(run_dir)
+    overrides = [
+        *_sft_overrides(
+            settings, assets["student"], run_dir, steps, settings.competent_lr, cosine=False
+        ),
+        "eval.max_samples=null",  # the whole val split: the band is defined on it
+        "checkpoint.keep_last=2",  # the evaluation before a jump over the band is rewound to
+        "checkpoint.keep_best=false",  # the closest model is kept here (run_dir/best_model)
+    ]
+    init_ray(load_config("sft"))
+    print(
+        f"[prepare-demo] competent student: supervised training from the floor student until "
+        f"val mIoU lies in [{low:.1f}, {high:.1f}] (floor {floor:.1f} + "
+        f"{settings.competent_band_low:g}..{settings.competent_band_high:g} x teacher "
+        f"{teacher:.1f}), at most {steps} steps"
+    )
+    every, resume, action = min(settings.competent_eval_every, steps), False, "continue"
+    chosen: dict[str, Any] | None = None  # step, val metrics and pass of the kept model
+    passes = 0  # a rewind starts a second pass (a new driver) over the steps after it
+    test_metrics: dict[str, float] | None = None
+    bar = tqdm(total=steps, desc="competent student (sft)")
+    while True:
+        config = load_config(
+            "sft", [*overrides, f"eval.every_steps={every}", f"checkpoint.every_steps={every}"]
+        )
+        driver = Driver(config, resume=resume)
+        passes += 1
+        try:
+            bar.reset()
+            bar.update(driver.step)
+            while driver.step < steps:
+                try:
+                    record = driver.train_step()
+                except LearnerError as exc:
+                    driver.recover(exc)
+                    bar.reset()
+                    bar.update(driver.step)
+                    continue
+                bar.update(1)
+                if "val" not in record:
+                    continue
+                value = float(record["val"]["mIoU"])
+                action, closest = search.observe(driver.step, value)
+                if closest:
+                    chosen = {"step": driver.step, "val": record["val"], "pass": passes}
+                    driver.save_best_model(record["val"])
+                bar.set_postfix(
+                    val_mIoU=f"{value:.1f}", band=f"{low:.1f}-{high:.1f}", every=str(every)
+                )
+                if action != "continue":
+                    break
+            here = (passes, driver.step)  # the engines hold this pass's weights of this step
+            current = chosen is not None and (chosen["pass"], chosen["step"]) == here
+            if current and action != "rewind":
+                # The engines hold the kept weights: score the test split with them.
+                test_metrics = _evaluate_split(driver, data / "test.json", data / "videos")
+        finally:
+            driver.shutdown()
+        if action != "rewind":
+            break
+        previous = search.seen[-2][0] if len(search.seen) > 1 else 0
+        bar.write(
+            f"[prepare-demo] val mIoU jumped over the band ({search.values_text()}): back to "
+            f"step {previous}, evaluating every {settings.competent_fine_eval_every} steps"
+        )
+        every = min(settings.competent_fine_eval_every, steps)
+        resume = _rewind_to(run_dir, previous)
+    bar.close()
+    if action == "take":
+        status = "in band"
+    else:
+        status = search.verdict(overshot=action == "overshoot", quick=settings.quick)
+    assert chosen is not None  # every search evaluates at least once (at its last step)
+    target = out / COMPETENT
+    _copy_model(run_dir / "best_model", target)
+    if test_metrics is None:  # the kept model is not the one the engines last held
+        splits = {"test": data / "test.json"}
+        test_metrics = evaluate_model(str(target), splits, data / "videos")["test"]
+    return {
+        "model": str(target),
+        "status": status,
+        "step": chosen["step"],
+        "total_sft_steps": settings.student_steps + chosen["step"],
+        "val": chosen["val"],
+        "test": test_metrics,
+        "band": {
+            "fraction": [settings.competent_band_low, settings.competent_band_high],
+            "mIoU": [low, high],
+            "floor": floor,
+            "teacher": teacher,
+        },
+        "evaluations": [{"step": step, "mIoU": value} for step, value in search.seen],
+        "seconds": time.perf_counter() - t0,
+        "run": str(run_dir),
+        "settings": _split_settings(asdict(settings))[1],
+    }

@@ -73,6 +73,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--assets", default="artifacts/demo", help="prepared demo assets ('none')")
     parser.add_argument(
+        "--start",
+        choices=("floor", "competent"),
+        default="floor",
+        help="the prepared student every arm starts from (and GRPO / TempSamp-R1's KL reference): "
+        "floor = the warm start at the blind floor, competent = val mIoU at 40-50%% of the "
+        "teacher's gain over the floor (needs the assets)",
+    )
+    parser.add_argument(
         "--reference",
         default=None,
         metavar="FLOOR,TEACHER",
@@ -152,6 +160,7 @@ def settings_from_args(args: argparse.Namespace):
         overrides=tuple(overrides),
         arm_overrides=arm_overrides,
         references=references,
+        start=args.start,
         sweep_min_gap=min_gap,
         sweep_extend=extend,
     )
@@ -182,6 +191,12 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # ConfigError is a ValueError
         print(f"error: {exc}")
         return 2
+    if settings.start == "competent":
+        from launch.demo_assets import load_assets
+
+        entry = (load_assets(settings.assets_dir) or {}).get("student_competent", {})
+        if entry.get("status") != "in band":
+            print(f"[compare] warning: the competent student's status is {entry.get('status')!r}")
     summary = run_compare(settings, force=args.force)
     print(f"\nreport: {args.out}/REPORT.md")
     for name, arm in summary["arms"].items():

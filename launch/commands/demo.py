@@ -11,6 +11,11 @@ QUICK = {  # a shortened run for tests and smoke checks: same code path, tiny bu
     "teacher_steps": 12,
     "student_steps": 4,
     "eval_every": 12,
+    # The competent student's search runs (2 steps, one evaluation) but is not required to land
+    # in its band: it is recorded as "quick: not in band".
+    "competent_max_steps": 2,
+    "competent_eval_every": 2,
+    "quick": True,
 }
 QUICK_OVERRIDES = ["trainer.steps=3", "trainer.prompts_per_step=4", "eval.every_steps=3"]
 
@@ -41,7 +46,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.set_defaults(func=_demo)
     prepare = subparsers.add_parser(
         "prepare-demo",
-        help="build and cache the demo assets (data, trained teacher, warm-started student)",
+        help=(
+            "build and cache the demo assets (data, trained teacher, floor student, competent "
+            "student)"
+        ),
+        description=(
+            "Build (or reuse) the demo's synthetic dataset, a teacher trained to competence, a "
+            "student warm-started to the blind floor (it knows the answer format only) and a "
+            "competent student (the floor student trained on until its val mIoU lies at 40-50% "
+            "of the teacher's gain over the blind floor). Recorded in OUT/assets.json; cached "
+            "stages are reused unless --force."
+        ),
     )
     _add_asset_arguments(prepare)
     prepare.set_defaults(func=_prepare)
@@ -63,6 +78,13 @@ def _prepare(args: argparse.Namespace) -> int:
         metrics = assets["metrics"][role]["val"]
         print(f"  {role:8s} val mIoU {metrics['mIoU']:5.1f}  parse {metrics['parse_rate']:5.1f}%")
     print(f"  blind floor (val) mIoU {assets['blind_floor']['val']:.1f}")
+    competent = assets["student_competent"]
+    low, high = competent["band"]["mIoU"]
+    print(
+        f"  competent student val mIoU {competent['val']['mIoU']:5.1f}  test "
+        f"{competent['test']['mIoU']:5.1f}  ({competent['status']}: band [{low:.1f}, "
+        f"{high:.1f}], after {competent['step']} more steps)"
+    )
     return 0
 
 

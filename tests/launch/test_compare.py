@@ -62,6 +62,7 @@ def _args(**kwargs) -> argparse.Namespace:
         set=[],
         assets="none",
         reference=None,
+        start="floor",
         overrides=[],
     )
     return argparse.Namespace(**{**defaults, **kwargs})
@@ -92,6 +93,51 @@ def test_cli_first_positional_override_is_not_a_config() -> None:
     settings = settings_from_args(_args(config="eval.every_steps=5", overrides=["a.b=1"]))
     assert settings.config == "demo_opd"
     assert settings.overrides == ("eval.every_steps=5", "a.b=1")
+
+
+def _write_assets(root: Path, competent: bool) -> Path:
+    assets = {
+        "version": 1,
+        "data": str(root / "data"),
+        "student": str(root / "student"),
+        "teacher": str(root / "teacher"),
+    }
+    if competent:
+        assets["student_competent"] = {
+            "model": str(root / "student_competent"),
+            "status": "in band",
+        }
+    (root / "assets.json").write_text(json.dumps(assets))
+    return root
+
+
+def test_start_point_sets_the_student_and_the_kl_reference(tmp_path: Path) -> None:
+    from launch.commands.compare import settings_from_args
+    from launch.compare import asset_overrides
+
+    root = _write_assets(tmp_path, competent=True)
+    for start, student in (("floor", "student"), ("competent", "student_competent")):
+        overrides = asset_overrides(str(root), start)
+        assert f"model.student={root / student}" in overrides
+        assert f"model.reference={root / student}" in overrides
+        assert f"model.teacher={root / 'teacher'}" in overrides
+    assert settings_from_args(_args()).start == "floor"
+    settings = settings_from_args(_args(assets=str(root), start="competent"))
+    assert settings.start == "competent"
+    grpo = arm_config(settings, arm_spec("grpo"), 3e-4, 0, Budget("samples", 4), tmp_path / "r")
+    assert grpo.model.student == grpo.model.reference == str(root / "student_competent")
+
+
+def test_competent_start_needs_the_competent_student(tmp_path: Path) -> None:
+    from launch.compare import asset_overrides
+
+    root = _write_assets(tmp_path, competent=False)
+    assert asset_overrides(str(root))[0] == f"model.student={root / 'student'}"
+    with pytest.raises(ValueError, match="no competent student"):
+        asset_overrides(str(root), "competent")
+    with pytest.raises(ValueError, match="needs prepared demo assets"):
+        asset_overrides(None, "competent")
+    assert asset_overrides(None, "floor") == []
 
 
 def _record(step: int, seconds: float, val: float | None = None) -> dict:

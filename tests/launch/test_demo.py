@@ -35,3 +35,17 @@ def test_quick_demo_writes_a_consistent_report(tmp_path: Path, ray_session) -> N
     # The assets are cached: a second preparation reuses them.
     assets = load_assets(tmp_path)
     assert assets is not None and Path(assets["teacher"], "config.json").is_file()
+    # The competent student is built with tiny budgets and recorded, not required to be in band.
+    competent = assets["student_competent"]
+    assert Path(competent["model"], "config.json").is_file()
+    assert competent["status"] in ("quick: not in band", "in band")
+    assert competent["step"] == QUICK["competent_max_steps"]
+    assert competent["val"]["n"] == QUICK["n_val"] and competent["test"]["n"] == QUICK["n_test"]
+    low, high = competent["band"]["mIoU"]
+    floor, teacher = competent["band"]["floor"], competent["band"]["teacher"]
+    assert floor == assets["blind_floor"]["val"]
+    assert teacher == assets["metrics"]["teacher"]["val"]["mIoU"]
+    if teacher > floor:
+        assert (low, high) == pytest.approx(
+            (floor + 0.4 * (teacher - floor), floor + 0.5 * (teacher - floor))
+        )
