@@ -80,6 +80,35 @@ ARMS: dict[str, ArmSpec] = {
         (1e-3, 2e-3),
         "supervised training on the ground-truth answers (the control arm; needs labels)",
     ),
+    "seqkd": ArmSpec(
+        "seqkd",
+        ("trainer.objective=seqkd", "trainer.prompts_per_step=16", "rollout.n=1"),
+        (1e-3, 2e-3),
+        "sequence-level KD: supervised training on the teacher's greedy answers (generated when "
+        "a prompt is first drawn, cached; the generation is on the clock); needs no labels",
+    ),
+    "seqkd_sampled": ArmSpec(
+        "seqkd_sampled",
+        (
+            "trainer.objective=seqkd",
+            "trainer.prompts_per_step=16",
+            "rollout.n=1",
+            "trainer.objective_kwargs={teacher_samples: 4, teacher_temperature: 1.0}",
+        ),
+        (1e-3, 2e-3),
+        "sequence-level KD on 4 sampled teacher answers per prompt (temperature 1)",
+    ),
+    "opd_topk_tail_rkl": ArmSpec(
+        "opd_topk_tail_rkl",
+        (
+            "trainer.objective=opd_topk_tail_rkl",
+            "teacher.top_k=20",
+            "trainer.prompts_per_step=16",
+            "rollout.n=1",
+        ),
+        (3e-4, 1e-3, 2e-3),
+        "OPD with the teacher's top-20 plus a tail bucket (reverse KL; 20 values per position)",
+    ),
 }
 _TVDF_OVERRIDES = (
     "curriculum.kind=tvdf",

@@ -898,6 +898,7 @@ def markdown(summary: dict[str, Any], state: dict[str, Any], plots: list[str]) -
         f"Base config `{settings['config']}`, budget **{settings['budget']}** per run "
         f"(training wall-clock excludes evaluation), seeds {list(settings['seeds'])}, "
         f"lr sweep budget {settings['sweep_budget'] or 'none'} (seed {settings['seeds'][0]}). "
+        f"Start: the **{settings.get('start', 'floor')}** student. "
         "Every arm starts from the same student, sees the same data order for a seed and runs "
         "on the same machine, one run at a time; each arm keeps its own protocol (prompts per "
         "step, samples per prompt, PPO epochs, options: the protocol table below).",

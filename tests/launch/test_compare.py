@@ -774,3 +774,13 @@ def test_cli_sweep_options_and_an_arms_own_batch_shape(tmp_path: Path) -> None:
     assert (grpo.trainer.prompts_per_step, grpo.rollout.n, grpo.trainer.steps) == (16, 8, 4)
     opd = arm_config(settings, arm_spec("opd"), 1e-3, 0, Budget("samples", 64), tmp_path / "o")
     assert opd.trainer.prompts_per_step == 16 and opd.rollout.n == 1
+
+
+def test_every_arm_is_a_valid_config() -> None:
+    # An arm whose overrides the config refuses would fail only when its turn comes.
+    from launch.compare import ARMS
+    from launch.config import load_config
+
+    for name in [*ARMS, *(f"{a}+tvdf" for a in ("opd", "opd_full_rkl"))]:
+        config = load_config("demo_opd", list(arm_spec(name).overrides))
+        assert config.trainer.objective in name or config.trainer.objective == "seqkd"
