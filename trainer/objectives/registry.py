@@ -431,6 +431,18 @@ class ObjectiveSpec:
         return self.advantage(rewards, group_ids, **kwargs)
 
 
+def _topk_spec(name: str, fn: Objective, summary: str) -> ObjectiveSpec:
+    """The spec of an objective on the teacher's top-k list (signal "topk")."""
+    return ObjectiveSpec(
+        name,
+        _topk(name, fn),
+        (fn,),
+        ("mask", "student_logprob_rows", "teacher_topk_ids", "teacher_topk_logprobs"),
+        summary,
+        teacher="topk",
+    )
+
+
 OBJECTIVES: dict[str, ObjectiveSpec] = {
     spec.name: spec
     for spec in (
@@ -450,37 +462,21 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {
             "exact reverse KL per visited position (full rows), or over the union of top-k",
             teacher="full",
         ),
-        ObjectiveSpec(
-            "opd_topk_fkl",
-            _topk("opd_topk_fkl", opd_topk_fkl_loss),
-            (opd_topk_fkl_loss,),
-            ("mask", "student_logprob_rows", "teacher_topk_ids", "teacher_topk_logprobs"),
-            "forward KL on the teacher's top-k support",
-            teacher="topk",
-        ),
-        ObjectiveSpec(
+        _topk_spec("opd_topk_fkl", opd_topk_fkl_loss, "forward KL on the teacher's top-k support"),
+        _topk_spec(
             "opd_topk_rkl",
-            _topk("opd_topk_rkl", opd_topk_rkl_loss),
-            (opd_topk_rkl_loss,),
-            ("mask", "student_logprob_rows", "teacher_topk_ids", "teacher_topk_logprobs"),
+            opd_topk_rkl_loss,
             "reverse KL on the teacher's top-k support, both renormalised on it",
-            teacher="topk",
         ),
-        ObjectiveSpec(
+        _topk_spec(
             "opd_topk_tail_fkl",
-            _topk("opd_topk_tail_fkl", opd_topk_tail_fkl_loss),
-            (opd_topk_tail_fkl_loss,),
-            ("mask", "student_logprob_rows", "teacher_topk_ids", "teacher_topk_logprobs"),
+            opd_topk_tail_fkl_loss,
             "forward KL on the teacher's top-k plus a tail bucket (K values per position)",
-            teacher="topk",
         ),
-        ObjectiveSpec(
+        _topk_spec(
             "opd_topk_tail_rkl",
-            _topk("opd_topk_tail_rkl", opd_topk_tail_rkl_loss),
-            (opd_topk_tail_rkl_loss,),
-            ("mask", "student_logprob_rows", "teacher_topk_ids", "teacher_topk_logprobs"),
+            opd_topk_tail_rkl_loss,
             "reverse KL on the teacher's top-k plus a tail bucket (K values per position)",
-            teacher="topk",
         ),
         ObjectiveSpec(
             "opd_k1",
