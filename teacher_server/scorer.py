@@ -110,18 +110,3 @@ class LocalScorer:
             "dtype": self.config.dtype,
             "banned_ids": list(self.banned_ids),
         }
-
-
-def build_scorer(config: TeacherConfig, frame_cache: FrameCache | None = None) -> Scorer:
-    """The scorer of `config.backend` (imports vLLM / transformers / HTTP only when needed)."""
-    if config.backend == "vllm":
-        from teacher_server.backend_vllm import VLLMScorer
-
-        return VLLMScorer(config, frame_cache)
-    if config.backend == "hf":
-        from teacher_server.backend_hf import HFScorer
-
-        return HFScorer(config, frame_cache)
-    from teacher_server.client import RemoteScorer
-
-    return RemoteScorer(config.url, token=config.token(), timeout_s=config.request_timeout_s)

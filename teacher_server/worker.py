@@ -36,7 +36,7 @@ class TeacherWorker:
                 config.url, token=token, timeout_s=config.request_timeout_s
             )
         else:
-            from teacher_server.scorer import build_scorer
+            from teacher_server.backends import build_scorer
 
             self.scorer = build_scorer(config)
         self.config = config

@@ -59,9 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run_teacher_server(args: argparse.Namespace) -> int:
     """Start the scorer and serve until interrupted."""
+    from teacher_server.backends import build_scorer
     from teacher_server.config import TeacherConfig
     from teacher_server.http_server import TeacherHTTPServer, TeacherService, check_bind
-    from teacher_server.scorer import build_scorer
 
     token = os.environ.get(args.token_env) or None
     try:
