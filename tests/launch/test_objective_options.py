@@ -39,6 +39,8 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     "aggregation": (None, {}),
     "kl_coef": (None, {}),
     "discount": (0.9, {}),
+    "reward_clip": (0.3, {}),
+    "baseline": ("batch_mean", {}),
     "student_k": (1, {}),
     "renormalize": (True, {}),
     "renormalize_teacher": (None, {}),

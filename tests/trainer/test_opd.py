@@ -424,3 +424,26 @@ def test_published_sum_is_micro_batch_invariant(rows) -> None:
     halves = (aggregate(v[:2], mask[:2], "seq_mean_token_sum") + aggregate(v[2:], mask[2:],
               "seq_mean_token_sum")).item() / 2  # fmt: skip
     assert whole == pytest.approx(halves)
+
+
+def test_reward_clip_and_batch_mean_baseline() -> None:
+    from trainer.objectives import opd_loss
+
+    logp = torch.tensor([[-0.1, -0.2, -3.0], [-0.5, -0.4, -0.3]], dtype=torch.float64)
+    logp.requires_grad_()
+    teacher = torch.tensor([[-0.1, -12.0, -0.5], [-0.6, -0.4, -20.0]], dtype=torch.float64)
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    plain = opd_loss(logp, teacher, mask)
+    clipped = opd_loss(logp, teacher, mask, reward_clip=1.0)
+    centred = opd_loss(logp, teacher, mask, baseline="batch_mean")
+    # r = -(logp - teacher): [0, -11.8, 2.5; -0.1, 0, (padding)]; clipped: [0, -1, 1; -0.1, 0]
+    assert plain.metrics["reward"].item() == pytest.approx((0 - 11.8 + 2.5 - 0.1 + 0) / 5)
+    assert clipped.metrics["reward"].item() == pytest.approx((0 - 1 + 1 - 0.1 + 0) / 5)
+    assert centred.metrics["reward"].item() == pytest.approx(0.0, abs=1e-12)
+    (g_plain,) = torch.autograd.grad(plain.loss, logp)
+    (g_clip,) = torch.autograd.grad(clipped.loss, logp)
+    assert g_clip.abs().max() < g_plain.abs().max()  # the -11.8 token no longer dominates
+    with pytest.raises(ValueError, match="baseline"):
+        opd_loss(logp, teacher, mask, baseline="ema")
+    with pytest.raises(ValueError, match="reward_clip"):
+        opd_loss(logp, teacher, mask, reward_clip=0.0)

@@ -67,6 +67,9 @@ def discounted_future_sum(
     return zero_pad(out, mask.bool())
 
 
+OPD_BASELINES = ("none", "batch_mean")
+
+
 def opd_token_rewards(
     old_logprobs: torch.Tensor,
     teacher_logprobs: torch.Tensor,
@@ -98,6 +101,8 @@ def opd_loss(
     aggregation: str = DEFAULT_OPD_AGGREGATION,
     kl_coef: float = 1.0,
     discount: float = 0.0,
+    reward_clip: float | None = None,
+    baseline: str = "none",
 ) -> LossOutput:
     """The paper's sampled-token OPD loss (Video-OPD, Li et al. 2026; docs/OBJECTIVES.md §1):
 
@@ -119,6 +124,13 @@ def opd_loss(
             accumulation over micro-batches of one did). "token_mean" / "seq_mean" / "sum" too.
         kl_coef: scale of the reward (Thinking Machines' kl_penalty_coef, default 1.0).
         discount: discount of the future per-token rewards (0 = the paper).
+        reward_clip: clamp each r_t to [-reward_clip, reward_clip] (None = the paper: no clamp).
+            A teacher that is near-certain gives a student token it rejects r_t of -10 to -20;
+            a handful of such tokens then set the whole step's direction.
+        baseline: "none" (the paper) or "batch_mean": subtract the step's mean r_t over its
+            trained tokens (a constant baseline: the expected gradient is unchanged, as
+            E[grad log pi_theta(y_t)] = 0 at every position; the variance drops).
+        Both are variance remedies of this project, not published for OPD.
 
     Metrics: "reverse_kl" (mean sampled-token estimate log pi_old - log pi_T), "reward",
     "ratio" (mean importance ratio), "tokens".
@@ -128,7 +140,15 @@ def opd_loss(
     bool_mask = validate_token_tensors(
         mask, logprobs=logprobs, teacher_logprobs=teacher_logprobs, old_logprobs=old_logprobs
     )
+    if baseline not in OPD_BASELINES:
+        raise ValueError(f"unknown OPD baseline {baseline!r}; known: {', '.join(OPD_BASELINES)}")
+    if reward_clip is not None and not reward_clip > 0:
+        raise ValueError(f"reward_clip must be > 0 (or None), got {reward_clip!r}")
     rewards = opd_token_rewards(old_logprobs, teacher_logprobs, bool_mask, kl_coef, discount)
+    if reward_clip is not None:
+        rewards = zero_pad(rewards.clamp(-reward_clip, reward_clip), bool_mask)
+    if baseline == "batch_mean":
+        rewards = zero_pad(rewards - masked_mean(rewards, bool_mask), bool_mask)
     log_ratio = zero_pad(logprobs - old_logprobs.detach(), bool_mask)
     ratio = torch.exp(log_ratio)
     per_token = -rewards * ratio
