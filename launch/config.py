@@ -223,6 +223,40 @@ class FaultConfig:
 
 
 @dataclass
+class PoolPlacementConfig:
+    """Where one actor pool goes on a Ray cluster (placement.learner / rollout / teacher /
+    reference; launch/placement.py). Each actor is one placement-group bundle: its CPUs / GPUs
+    (resources.*) plus these custom resources, on nodes matching these labels."""
+
+    # Custom Ray resources each of the pool's bundles reserves besides its CPUs / GPUs, e.g.
+    # {teacher_node: 1}: the pool runs only on nodes started with that resource
+    # (`ray start --resources='{"teacher_node": 8}'`).
+    resources: dict[str, float] = field(default_factory=dict)
+    # Node labels (Ray label selectors) the pool's nodes must carry, e.g. {vopd-pool: teacher}
+    # for nodes started with `ray start --labels vopd-pool=teacher` (values: x, !x, in(a,b)).
+    node_labels: dict[str, str] = field(default_factory=dict)
+    # layout=per_pool only: the pool's group strategy, PACK (default), SPREAD, STRICT_PACK or
+    # STRICT_SPREAD (e.g. learner ranks on distinct nodes).
+    strategy: str | None = None
+
+
+@dataclass
+class PlacementConfig:
+    """How the actor pools are placed on the nodes of a Ray cluster (docs/CLUSTER.md)."""
+
+    # none: no placement group, Ray's default scheduling (one machine) | packed: one group, as
+    # few nodes as possible | spread: one group, as many nodes as possible | per_pool: one
+    # group per pool (its strategy); per-pool resources / node labels keep pools apart.
+    layout: str = "none"
+    # How long the groups may take to be placed (at start-up, and again after a node died).
+    timeout_s: float = 300.0
+    learner: PoolPlacementConfig = field(default_factory=PoolPlacementConfig)
+    rollout: PoolPlacementConfig = field(default_factory=PoolPlacementConfig)
+    teacher: PoolPlacementConfig = field(default_factory=PoolPlacementConfig)
+    reference: PoolPlacementConfig = field(default_factory=PoolPlacementConfig)
+
+
+@dataclass
 class RunConfig:
     """Everything a `vopd train` run needs."""
 
@@ -235,6 +269,7 @@ class RunConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    placement: PlacementConfig = field(default_factory=PlacementConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
@@ -366,6 +401,17 @@ def validate_config(config: RunConfig) -> None:
         raise ConfigError("teacher.url is required when teacher.backend=remote")
     _check_objective(config)
     _check_fault(config)
+    _check_placement(config)
+
+
+def _check_placement(config: RunConfig) -> None:
+    """The placement section: a known layout, and no key that would change nothing (pool
+    settings without a layout, a pool the run does not start, a bundle reserving nothing)."""
+    from launch.placement import check_placement
+
+    problems = check_placement(config)
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def _range_checks(config: RunConfig) -> list[tuple[bool, str]]:

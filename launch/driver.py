@@ -32,6 +32,7 @@ from launch.config import RunConfig, config_to_yaml
 from launch.faults import FaultInjector
 from launch.flops import learner_flops, measure_matmul_peak, mfu
 from launch.ledger import Ledger, PhaseTimer
+from launch.placement import ACTOR_NAMES, NodeLostError, Placement
 from launch.step_logic import (
     assign_advantages,
     assign_rewards,
@@ -142,12 +143,17 @@ class Driver:
         init_ray(config)
         self._load_data()
         self.rollout = self.teacher = self.reference = self.learners = None
-        self.teacher_answers = None
+        self.teacher_answers = self.placement = None
+        # pool -> the node id each of its actors last ran on (for naming a node that died)
+        self._slot_nodes: dict[str, list[str]] = {}
         try:
+            # The placement groups of placement.layout (layout none: none; launch/placement.py).
+            self.placement = Placement(config)
             self._start_actors()
         except BaseException:
             self._stop_actors()  # a failed start-up check leaves no actor behind
             raise
+        self._write_placement()
         self.ledger = Ledger(self.out)
         self.faults = FaultInjector.from_text(config.fault.kill, self.out, resume)
         self.recoveries = 0  # in-process restarts of the learner group (Driver.recover)
@@ -238,6 +244,7 @@ class Driver:
                 sample_timeout_s=cfg.rollout.timeout_s,
                 bucket_bytes=cfg.rollout.weight_bucket_mb * 1024 * 1024,
             ),
+            placement=self._placement_options("rollout"),
         )
         self.teacher = None
         if self.spec.teacher == "answers":  # sequence-level KD: the teacher generates answers
@@ -271,7 +278,7 @@ class Driver:
         group = dataclasses.replace(engines["group"], num_workers=cfg.teacher.num_workers)
         options = self.spec.split_options(cfg.trainer.objective_kwargs).targets
         return TeacherAnswers(
-            RolloutGroup(engines["teacher_engine"], group),
+            RolloutGroup(engines["teacher_engine"], group, self._placement_options("teacher")),
             self.spec.targets(**options),
             max_tokens=cfg.rollout.max_new_tokens,
             seed=cfg.trainer.seed,
@@ -322,6 +329,7 @@ class Driver:
             num_cpus_per_rank=cfg.resources.learner_cpus,
             num_gpus_per_rank=cfg.resources.learner_gpus,
             timeout_s=learner.timeout_s,
+            placement=self._placement_options("learner"),
         )
 
     def _colocated_teacher_settings(self) -> dict[str, Any]:
@@ -348,13 +356,21 @@ class Driver:
             model=cfg.model.reference or cfg.model.student,
             top_k=0,
             num_workers=cfg.teacher.num_workers,
+            pool="reference",
         )
 
     def _scoring_pool(
-        self, backend: str, model: str, top_k: int, num_workers: int, **extra: Any
+        self,
+        backend: str,
+        model: str,
+        top_k: int,
+        num_workers: int,
+        pool: str = "teacher",
+        **extra: Any,
     ) -> Any:
-        """A TeacherPool scoring sampled tokens (the teacher, or the KL reference) with the run's
-        temperature, context length, teacher resources, dtype, timeout and seed."""
+        """A TeacherPool scoring sampled tokens (the teacher, or the KL reference: `pool`, its
+        placement) with the run's temperature, context length, teacher resources, dtype, timeout
+        and seed."""
         from teacher_server.config import TeacherConfig
         from teacher_server.pool import TeacherPool
 
@@ -373,8 +389,14 @@ class Driver:
                 timeout_s=cfg.teacher.timeout_s,
                 seed=cfg.trainer.seed,
                 **extra,
-            )
+            ),
+            placement=self._placement_options(pool),
         )
+
+    def _placement_options(self, pool: str) -> list[dict[str, Any]] | None:
+        """Ray actor options of each actor of `pool` (its placement-group bundle), or None."""
+        placement = getattr(self, "placement", None)
+        return placement.options(pool) if placement is not None else None
 
     # ------------------------------------------------------------------ resume
     def _resume(self) -> None:
@@ -589,7 +611,23 @@ class Driver:
     # ------------------------------------------------------------------ loop
     def run(self) -> dict[str, Any]:
         """Train until `trainer.steps`; return a summary (also written to summary.json). A dead
-        or stuck learner rank is recovered from in process (`recover`)."""
+        or stuck learner rank is recovered from in process (`recover`). A failure that follows
+        the death of a Ray node that ran some of the run's actors is a `NodeLostError` naming the
+        node and those actors (the ledger and checkpoints stay as they were: `--resume`)."""
+        try:
+            return self._train()
+        except Exception as exc:
+            lost = self.lost_nodes()
+            if not lost:
+                raise
+            raise NodeLostError(
+                f"{lost}. The run stopped: {type(exc).__name__}: {exc}. The ledger and "
+                f"checkpoints under {self.out} are kept: the same command with --resume continues "
+                "from the last checkpoint once the cluster has room for every pool again"
+            ) from exc
+
+    def _train(self) -> dict[str, Any]:
+        """The training loop of `run`."""
         from trainer.learner_group import LearnerError
 
         cfg = self.config
@@ -665,6 +703,10 @@ class Driver:
             self.learners.shutdown()
             self.timer.reset()
             try:
+                if getattr(self, "placement", None) is not None:
+                    # The learner bundles must be (re-)placed on live nodes first; if they cannot
+                    # be within placement.timeout_s a PlacementError names the dead node(s).
+                    self.placement.wait_ready()
                 self.learners = self._start_learners()
                 self._seed(self.config.trainer.seed)  # as a fresh process resuming would
                 if latest_checkpoint(self.out) is not None:
@@ -686,6 +728,7 @@ class Driver:
                     "error": str(error),
                 }
             )
+            self._write_placement()  # the new ranks may run on other nodes
             return
 
     def shutdown(self) -> None:
@@ -698,6 +741,89 @@ class Driver:
         for group in groups:
             if group is not None:
                 group.shutdown()
+        if getattr(self, "placement", None) is not None:
+            self.placement.remove()
+
+    # ------------------------------------------------------------------ placement
+    def _pool_actors(self) -> dict[str, list[Any]]:
+        """The actors of each running pool, by placement pool name, in slot order."""
+        pools: dict[str, list[Any]] = {}
+        if self.learners is not None:
+            pools["learner"] = list(self.learners.ranks)
+        if self.rollout is not None:
+            pools["rollout"] = list(self.rollout.workers)
+        if self.teacher is not None:
+            pools["teacher"] = list(self.teacher.workers)
+        elif self.teacher_answers is not None:
+            pools["teacher"] = list(self.teacher_answers.engines.workers)
+        if self.reference is not None:
+            pools["reference"] = list(self.reference.workers)
+        return pools
+
+    def _update_slot_nodes(self) -> None:
+        """Record the node each actor runs (or last ran) on; an actor not yet placed (e.g. a
+        restart waiting for its bundle) keeps its slot's previous node."""
+        from launch.placement import actor_node
+
+        for pool, actors in self._pool_actors().items():
+            known = self._slot_nodes.setdefault(pool, [])
+            known += [""] * (len(actors) - len(known))
+            for index, actor in enumerate(actors):
+                known[index] = actor_node(actor) or known[index]
+
+    def placement_report(self) -> dict[str, Any]:
+        """Where the run's actors are: the layout; per pool, each actor's id and node (Ray's
+        actor table) and its bundle's node; the learners' rendezvous (rank 0's node, address,
+        port); the nodes in use (address, resources, labels). Written to placement.json."""
+        from launch.placement import node_table
+
+        self._update_slot_nodes()
+        nodes = node_table()
+        bundles = self.placement.bundle_nodes() if self.placement is not None else {}
+        pools: dict[str, list[dict[str, Any]]] = {}
+        for pool, actors in self._pool_actors().items():
+            pools[pool] = []
+            for index, actor in enumerate(actors):
+                node = self._slot_nodes[pool][index]
+                row = {
+                    "actor": f"{ACTOR_NAMES[pool]} {index}",
+                    "actor_id": actor._actor_id.hex(),
+                    "node_id": node,
+                    "node_ip": nodes.get(node, {}).get("ip", ""),
+                }
+                if pool in bundles:
+                    row["bundle_node_id"] = bundles[pool][index]
+                pools[pool].append(row)
+        used = {row["node_id"] for rows in pools.values() for row in rows if row["node_id"]}
+        return {
+            "layout": self.config.placement.layout,
+            "pools": pools,
+            "rendezvous": dict(getattr(self.learners, "rendezvous", {}) or {}),
+            "nodes": {node: nodes[node] for node in sorted(used) if node in nodes},
+        }
+
+    def _write_placement(self) -> None:
+        """Write `placement_report()` to <out>/placement.json (atomically); a Ray state query
+        that fails leaves the previous report."""
+        try:
+            report = self.placement_report()
+        except Exception as exc:  # informative only: never stops the run
+            print(f"[placement] no report: {type(exc).__name__}: {exc}")
+            return
+        tmp = self.out / "placement.json.tmp"
+        tmp.write_text(json.dumps(report, indent=2, sort_keys=True))
+        os.replace(tmp, self.out / "placement.json")
+
+    def lost_nodes(self) -> str:
+        """'' unless a Ray node that ran one of the run's actors is dead; then a sentence naming
+        each such node and its actors."""
+        from launch.placement import lost_nodes, node_table
+
+        try:
+            self._update_slot_nodes()
+            return lost_nodes(self._slot_nodes, node_table())
+        except Exception:  # Ray unreachable: nothing to add to the original error
+            return ""
 
 
 # Curricula that read ground-truth spans (TVDF's teacher-reliability filter, difficulty by IoU).

@@ -14,6 +14,9 @@
 - Weight sync: buckets go through a transport (`rollout.weight_sync`); the group keeps the
   references of the current version's buckets for replays. Frozen prefixes must stay the same
   across updates (a restarted worker gets its frozen modules from the model directory).
+- Placement: `placement` gives each worker its own Ray actor options (its placement-group bundle,
+  `launch.placement`); a restarted worker gets its slot's options again, so it returns to its
+  bundle (re-placed by Ray on a live node when the node it was on died).
 """
 
 from __future__ import annotations
@@ -115,10 +118,24 @@ class _Task:
 class RolloutGroup:
     """R `RolloutWorker` actors (see the module docstring). Needs `ray.init()` first."""
 
-    def __init__(self, engine: EngineConfig, config: GroupConfig | None = None) -> None:
-        """Start the workers and wait (with `start_timeout_s`) until each engine is ready."""
+    def __init__(
+        self,
+        engine: EngineConfig,
+        config: GroupConfig | None = None,
+        placement: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Start the workers and wait (with `start_timeout_s`) until each engine is ready.
+
+        placement: Ray actor options per worker (e.g. a placement-group scheduling strategy), one
+        mapping per worker; None: Ray's default scheduling.
+        """
         self.engine_config = engine
         self.config = config or GroupConfig()
+        if placement is not None and len(placement) != self.config.num_workers:
+            raise ValueError(
+                f"placement has {len(placement)} entries for {self.config.num_workers} workers"
+            )
+        self.placement = [dict(p) for p in placement] if placement is not None else None
         self.transport = make_transport(self.config.transport)
         self.version = 0
         self.restarts = 0
@@ -141,6 +158,8 @@ class RolloutGroup:
             "max_restarts": 0,
         }
         options.update(self.config.worker_options)
+        if self.placement is not None:
+            options.update(self.placement[index])
         return self._actor_cls.options(**options).remote(self.engine_config, index)
 
     def _wait_ready(self, indices: Sequence[int]) -> list[dict[str, Any]]:

@@ -11,6 +11,8 @@ for every shard and reassembles the results in the input order. A worker that di
 (actor crash, node loss, OOM kill) is replaced by a fresh actor and its shard resent, up to
 `max_restarts` times per call. `timeout_s` bounds the whole call; on expiry `TeacherTimeoutError`
 names the worker(s) still running (their actors are left running; `restart_worker` replaces one).
+`placement` gives each worker slot its own Ray actor options (its placement-group bundle,
+`launch.placement`), which a restarted worker gets again.
 """
 
 from __future__ import annotations
@@ -86,12 +88,24 @@ class PoolCallStats:
 class TeacherPool:
     """T `TeacherWorker` actors behind one token-balanced, in-order, restarting `score` call."""
 
-    def __init__(self, config: TeacherConfig, token: str | None = None) -> None:
-        """Start `config.num_workers` actors (Ray must be initialised)."""
+    def __init__(
+        self,
+        config: TeacherConfig,
+        token: str | None = None,
+        placement: Sequence[dict[str, Any]] | None = None,
+    ) -> None:
+        """Start `config.num_workers` actors (Ray must be initialised). placement: Ray actor
+        options per worker slot (e.g. a placement-group scheduling strategy); None: Ray's
+        default scheduling."""
         import ray
 
         if not ray.is_initialized():
             raise RuntimeError("TeacherPool needs a running Ray (ray.init) first")
+        if placement is not None and len(placement) != config.num_workers:
+            raise ValueError(
+                f"placement has {len(placement)} entries for {config.num_workers} workers"
+            )
+        self.placement = [dict(p) for p in placement] if placement is not None else None
         self.config = config
         self._token = token if token is not None else config.token()
         self._actor_cls = ray.remote(TeacherWorker)
@@ -113,6 +127,8 @@ class TeacherPool:
             from rollout.vllm_env import engine_process_env
 
             options["runtime_env"] = {"env_vars": engine_process_env()}
+        if self.placement is not None:
+            options.update(self.placement[index])
         return self._actor_cls.options(**options).remote(self.config, self._token)
 
     def restart_worker(self, index: int) -> None:

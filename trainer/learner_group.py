@@ -4,6 +4,11 @@ Every call to the ranks waits with `timeout_s`. A rank that dies or does not ans
 `LearnerError` naming the rank, its actor and the call, raised as soon as it is seen (the other
 ranks may be blocked in a collective with the dead one: a DeepSpeed process group cannot lose a
 member, so the caller shuts the group down and starts a new one; `launch.driver.Driver.recover`).
+
+Rendezvous: the ranks start as bare actors (`LearnerRank`) wherever Ray or their placement-group
+bundles put them; rank 0 is asked for its node's IP address and a free port on that node, and
+every rank then joins the process group there (MASTER_ADDR / MASTER_PORT), so the ranks may sit on
+different nodes. `rendezvous` records the address, port and rank 0's node.
 """
 
 from __future__ import annotations
@@ -33,11 +38,36 @@ class LearnerTimeoutError(LearnerError, TimeoutError):
     """A call to the learner ranks did not finish within `timeout_s`."""
 
 
-def free_port() -> int:
-    """A free TCP port on the loopback interface (for the process group's rendezvous)."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A free TCP port on `host` ("" = every interface) for the process group's rendezvous."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+class LearnerRank(Learner):
+    """A learner rank as a Ray actor whose DeepSpeed set-up waits for the rendezvous address:
+    created bare on its node, it answers `address` (rank 0: its node's IP and a free port
+    there), then `join` builds the `Learner` (process group, model, engine) at that address."""
+
+    def __init__(self, rank: int, world_size: int, settings: LearnerSettings) -> None:
+        """Hold the rank's settings; nothing is built before `join`."""
+        self.rank, self.world_size, self.settings = rank, world_size, settings
+
+    def address(self) -> dict[str, Any]:
+        """This node's IP address, a port free on it, and its Ray node id."""
+        import ray
+
+        return {
+            "master_addr": ray.util.get_node_ip_address(),
+            "master_port": free_port(""),
+            "node_id": ray.get_runtime_context().get_node_id(),
+        }
+
+    def join(self, master_addr: str, master_port: int) -> int:
+        """Join the process group at rank 0's address and build the engine; return the rank."""
+        Learner.__init__(self, self.rank, self.world_size, master_addr, master_port, self.settings)
+        return self.rank
 
 
 def port_in_use(error: BaseException) -> bool:
@@ -74,29 +104,40 @@ class LearnerGroup:
         num_gpus_per_rank: float = 0,
         resources: dict[str, float] | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        placement: Sequence[dict[str, Any]] | None = None,
     ) -> None:
+        """Start `world_size` ranks and form their process group at rank 0's node (module
+        docstring). placement: Ray actor options per rank (e.g. its placement-group bundle);
+        None: Ray's default scheduling."""
         import ray
 
         self.settings, self.world_size, self.timeout_s = settings, world_size, timeout_s
+        if placement is not None and len(placement) != world_size:
+            raise ValueError(f"placement has {len(placement)} entries for {world_size} ranks")
         actor_cls = ray.remote(
             num_cpus=num_cpus_per_rank, num_gpus=num_gpus_per_rank, resources=resources or {}
-        )(Learner)
+        )(LearnerRank)
+        self.rendezvous: dict[str, Any] = {}
         # The rendezvous port is free when picked but can be taken before rank 0 binds it (a
         # busy machine): then the ranks are started again on another port.
         for attempt in range(1, START_ATTEMPTS + 1):
-            port = free_port()
+            port: Any = None
             self.ranks = [
-                actor_cls.remote(rank, world_size, "127.0.0.1", port, settings)
+                actor_cls.options(**(placement[rank] if placement else {})).remote(
+                    rank, world_size, settings
+                )
                 for rank in range(world_size)
             ]
             try:
-                self._get([rank.ready.remote() for rank in self.ranks], "start-up")
+                (self.rendezvous,) = self._get([self.ranks[0].address.remote()], "rendezvous")
+                addr, port = self.rendezvous["master_addr"], self.rendezvous["master_port"]
+                self._get([rank.join.remote(addr, port) for rank in self.ranks], "start-up")
                 return
             except LearnerError as exc:
                 self.shutdown()
                 if attempt == START_ATTEMPTS or not port_in_use(exc):
                     raise
-                log.warning("learner rendezvous port %d was taken; starting again", port)
+                log.warning("learner rendezvous port %s was taken; starting again", port)
 
     def _get(self, refs: list[Any], what: str) -> list[Any]:
         """Each rank's result of one call (refs in rank order); the first failure or the

@@ -47,6 +47,7 @@ def _run(args: argparse.Namespace) -> int:
         print(config_to_yaml(config))
         return 0
     from launch.driver import Driver
+    from launch.placement import NodeLostError, PlacementError
     from teacher_server.checks import TeacherMismatchError
 
     try:
@@ -57,8 +58,14 @@ def _run(args: argparse.Namespace) -> int:
     except TeacherMismatchError as exc:
         print(f"error: start-up check failed, nothing trained: {exc}")
         return 2
+    except PlacementError as exc:
+        print(f"error: the actor pools could not be placed, nothing trained: {exc}")
+        return 1
     try:
         summary = driver.run()
+    except NodeLostError as exc:
+        print(f"error: {exc}")
+        return 1
     finally:
         driver.shutdown()
     last = summary["last"]
