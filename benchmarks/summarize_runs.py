@@ -1,0 +1,91 @@
+"""Summarise a folder of `vopd train` runs (one per sub-folder) into one JSON file and gzipped
+ledgers: per run its objective, start, lr, options, steps, training seconds, learner FLOPs, the
+val mIoU curve, the final and best val mIoU, and the mean learner metrics.
+
+Usage: .venv/bin/python benchmarks/summarize_runs.py RUNS_DIR --out benchmarks/results/NAME
+(writes NAME.json beside NAME/ with the gzipped ledgers and configs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from launch.ledger import read_ledger
+
+
+def summarise(run: Path) -> dict:
+    """The summary of one run directory (its config.yaml and metrics.jsonl)."""
+    import yaml
+
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    records = read_ledger(run / "metrics.jsonl")
+    curve = [(r["step"], round(r["val"]["mIoU"], 2)) for r in records if "val" in r]
+    learner_keys = sorted({k for r in records for k in r.get("learner", {})})
+    learner = {
+        k: round(sum(r.get("learner", {}).get(k, 0.0) for r in records) / len(records), 5)
+        for k in learner_keys
+    }
+    return {
+        "objective": config["trainer"]["objective"],
+        "options": config["trainer"]["objective_kwargs"],
+        "student": config["model"]["student"],
+        "lr": config["learner"]["lr"],
+        "prompts_per_step": config["trainer"]["prompts_per_step"],
+        "samples_per_prompt": config["rollout"]["n"],
+        "steps": records[-1]["step"],
+        "train_seconds": round(records[-1]["train_seconds"], 1),
+        "learner_flops": sum(r.get("learner_flops") or 0.0 for r in records),
+        "completions": sum(
+            r.get("completions_generated", r.get("completions", 0)) for r in records
+        ),
+        "distinct_prompts": len({i for r in records for i in r.get("sample_ids", [])}),
+        "val_curve": curve,
+        "final_val_mIoU": curve[-1][1] if curve else None,
+        "best_val_mIoU": max(v for _, v in curve) if curve else None,
+        "mean_grad_norm": round(sum(r["grad_norm"] for r in records) / len(records), 3),
+        "learner_means": learner,
+        "mean_load_1m": round(sum(r.get("load_avg_1m", 0.0) for r in records) / len(records), 2),
+    }
+
+
+def main() -> None:
+    """Summarise every finished run under RUNS_DIR."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("runs")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = {}
+    for run in sorted(Path(args.runs).iterdir()):
+        if not (run / "summary.json").is_file():
+            continue
+        runs[run.name] = summarise(run)
+        with (
+            open(run / "metrics.jsonl", "rb") as src,
+            gzip.open(out / f"{run.name}.jsonl.gz", "wb") as dst,
+        ):
+            shutil.copyfileobj(src, dst)
+        shutil.copy(run / "config.yaml", out / f"{run.name}.config.yaml")
+    result = {
+        "command": "bash benchmarks/fair_first_pass.sh; .venv/bin/python "
+        "benchmarks/summarize_runs.py <runs> --out " + args.out,
+        "runs": runs,
+    }
+    Path(f"{args.out}.json").write_text(json.dumps(result, indent=1))
+    for name, r in runs.items():
+        print(
+            f"{name:28s} {r['objective']:18s} lr {r['lr']:<7g} steps {r['steps']:4d} "
+            f"{r['train_seconds']:6.0f} s  val {r['val_curve']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
