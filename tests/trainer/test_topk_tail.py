@@ -71,7 +71,7 @@ def test_bounds_the_full_reverse_kl_and_meets_it_when_the_list_is_everything() -
 
 
 def test_short_lists_padding_and_an_empty_tail_stay_finite() -> None:
-    logits, teacher, top_lp, top_ids, mask = _data(4)
+    logits, _, top_lp, top_ids, mask = _data(4)
     rows = torch.log_softmax(logits, -1)
     top_lp = top_lp.clone()
     top_lp[0, 0, 2:] = float("-inf")  # a short list: those entries join the tail
