@@ -39,13 +39,15 @@ class ArmSpec:
 
 
 # GRPO's remedies (docs/OBJECTIVES.md §2 and the prototype's notes in docs/SYNTHETIC_DATA.md): a
-# format and an end-of-sequence reward next to the IoU, a k3 KL penalty to the initial student
-# (TRL's 0.04), and DAPO's dynamic filtering of zero-variance groups. 2 prompts x 8 samples = 16
-# completions per step, the OPD arms' 16 prompts x 1.
+# format and an end-of-sequence reward next to the IoU, and DAPO's dynamic filtering of groups
+# without signal. No KL to a reference (TimeLens's beta = 0: a KL of 0.04 anchored GRPO to its
+# start in earlier rounds); `--set "grpo:trainer.objective_kwargs={kl_coef: 0.04,
+# filter_zero_variance: true}"` puts TRL's penalty back. 2 prompts x 8 samples = 16 completions
+# per step, the OPD arms' 16 prompts x 1.
 _RL_REMEDIES = (
     "reward.format_weight=0.2",
     "reward.eos_weight=0.2",
-    "trainer.objective_kwargs={kl_coef: 0.04, kl_estimator: k3, filter_zero_variance: true}",
+    "trainer.objective_kwargs={filter_zero_variance: true}",
 )
 ARMS: dict[str, ArmSpec] = {
     "opd": ArmSpec(
@@ -64,8 +66,8 @@ ARMS: dict[str, ArmSpec] = {
         "grpo",
         ("trainer.objective=grpo", "trainer.prompts_per_step=2", "rollout.n=8", *_RL_REMEDIES),
         (1e-4, 3e-4, 1e-3),
-        "GRPO, G = 8, IoU reward + format 0.2 + end-of-sequence 0.2, PPO clip 0.2, k3 KL 0.04 to "
-        "the initial student, dynamic filtering of zero-variance groups",
+        "GRPO, G = 8, IoU reward + format 0.2 + end-of-sequence 0.2, PPO clip 0.2, no KL to a "
+        "reference (TimeLens), dynamic filtering of groups without signal",
     ),
     "tempsamp": ArmSpec(
         "tempsamp",

@@ -44,7 +44,7 @@ def test_arm_specs() -> None:
     assert "curriculum.kind=tvdf" in tvdf.overrides
     assert "trainer.objective=opd" in tvdf.overrides
     grpo = arm_spec("grpo")
-    assert any("kl_coef" in o for o in grpo.overrides)  # the remedies are on
+    assert not any("kl_coef" in o for o in grpo.overrides)  # TimeLens: no KL to a reference
     assert any("filter_zero_variance: true" in o for o in grpo.overrides)
     with pytest.raises(ValueError, match="unknown arm"):
         arm_spec("ppo")
@@ -263,9 +263,9 @@ def test_tiny_comparison_report_matches_its_ledgers(
         final = summary["arms"][arm]["final_mIoU"]
         assert final["n"] == 2 and not math.isnan(final["mean"])
     report = (out / "REPORT.md").read_text()
-    assert "50% (35.0)" in report and "k3 KL 0.04" in report
+    assert "50% (35.0)" in report and "no KL to a reference" in report
     # The protocol table, read from the runs' config.yaml: 2 prompts x 2 samples, PPO 1 x 1.
-    assert "| grpo | grpo | 2 | 2 | 4 | 1 x 1 | 0.04 (k3) |" in report
+    assert "| grpo | grpo | 2 | 2 | 4 | 1 x 1 | 0 |" in report
     assert summary["arms"]["grpo"]["protocol"]["source"] == "config.yaml"
 
     # A second call reuses every finished run: the ledgers are not rewritten.
@@ -519,11 +519,13 @@ def test_protocol_table_reads_each_arms_config_yaml(tmp_path: Path) -> None:
     from launch.compare_report import write_report
 
     out = tmp_path / "cmp"
-    # GRPO at 16 prompts x 8 (`--set grpo:trainer.prompts_per_step=16`), 2 PPO epochs x 4.
+    # GRPO at 16 prompts x 8 (`--set grpo:trainer.prompts_per_step=16`), 2 PPO epochs x 4, and
+    # TRL's KL penalty put back (the arm's default has none).
     extra = [
         "trainer.prompts_per_step=16",
         "trainer.ppo_epochs=2",
         "trainer.ppo_mini_batches=4",
+        "trainer.objective_kwargs={kl_coef: 0.04, kl_estimator: k3, filter_zero_variance: true}",
     ]
     grpo_records = _grpo_run(0, reach_at=None)
     for record in grpo_records:
