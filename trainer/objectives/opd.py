@@ -513,9 +513,15 @@ TAIL_LOGPROB_FLOOR = -30.0
 
 
 def _log1mexp(x: torch.Tensor) -> torch.Tensor:
-    """log(1 - exp(x)) for x <= 0, stable on both ends (Maechler 2012)."""
+    """log(1 - exp(x)) for x <= 0, stable on both ends (Maechler 2012). Each branch is
+    evaluated only on inputs where it is finite, so the branch torch.where drops cannot put an
+    inf into the gradient (0 * inf = NaN: seen in float32, where exp(-1e-12) rounds to 1)."""
     x = x.clamp(max=-1e-12)
-    return torch.where(x > -0.6931471805599453, torch.log(-torch.expm1(x)), torch.log1p(-x.exp()))
+    half = -0.6931471805599453
+    near_zero = x > half
+    a = torch.log(-torch.expm1(torch.where(near_zero, x, torch.full_like(x, half))))
+    b = torch.log1p(-torch.exp(torch.where(near_zero, torch.full_like(x, half), x)))
+    return torch.where(near_zero, a, b)
 
 
 def topk_with_tail(
