@@ -49,7 +49,14 @@ def summarise(run: Path) -> dict:
         "val_curve": curve,
         "final_val_mIoU": curve[-1][1] if curve else None,
         "best_val_mIoU": max(v for _, v in curve) if curve else None,
-        "mean_grad_norm": round(sum(r["grad_norm"] for r in records) / len(records), 3),
+        "mean_grad_norm": round(
+            sum(r["grad_norm"] for r in records if r["grad_norm"] is not None)
+            / max(1, sum(r["grad_norm"] is not None for r in records)),
+            3,
+        ),
+        "skipped_updates": sum(bool(r.get("skipped_update")) for r in records),
+        "teacher_bytes_per_step": sum(r.get("teacher_bytes") or 0.0 for r in records)
+        / len(records),
         "learner_means": learner,
         "mean_load_1m": round(sum(r.get("load_avg_1m", 0.0) for r in records) / len(records), 2),
     }
