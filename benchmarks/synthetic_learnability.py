@@ -1,6 +1,6 @@
 """Is the level-1 synthetic task learnable by a tiny Qwen3-VL on 2 CPU cores? A supervised run.
 
-Verifies the claim of docs/SYNTHETIC_DATA.md ("Prototype measurements"): a ~1 M-parameter
+Verifies the claim of docs/GENERATED_DATA.md ("Prototype measurements"): a ~1 M-parameter
 Qwen3-VL trained from random initialisation with supervised fine-tuning on the target answers
 leaves the blind floor (val mIoU ~29) within minutes on one torch thread.
 

@@ -38,7 +38,7 @@ class ArmSpec:
     notes: str
 
 
-# GRPO's remedies (docs/OBJECTIVES.md §2 and the prototype's notes in docs/SYNTHETIC_DATA.md): a
+# GRPO's remedies (docs/OBJECTIVES.md §2 and the prototype's notes in docs/GENERATED_DATA.md): a
 # format and an end-of-sequence reward next to the IoU, and DAPO's dynamic filtering of groups
 # without signal. No KL to a reference (TimeLens's beta = 0: a KL of 0.04 anchored GRPO to its
 # start in earlier rounds); `--set "grpo:trainer.objective_kwargs={kl_coef: 0.04,

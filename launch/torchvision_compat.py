@@ -32,7 +32,7 @@ PTH_LINE = (
     "import sys; exec('try:\\n import launch.torchvision_compat as m\\n m.install_import_hook()\\n"
     "except Exception:\\n pass')\n"
 )
-# Op schemas torchvision's Python code needs before it imports (docs/PLATFORM_NOTES.md §1).
+# Op schemas torchvision's Python code needs before it imports (docs/RUNTIME_NOTES.md §1).
 OP_SCHEMAS: tuple[str, ...] = (
     "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
     "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",

@@ -1,6 +1,6 @@
 """Seeded label noise: corrupt a chosen share of the ground-truth spans of an annotation file.
 
-For "SFT / GRPO on noisy labels" arms (0 / 25 / 50 % noise; docs/DATA.md §7 "Label noise").
+For "SFT / GRPO on noisy labels" arms (0 / 25 / 50 % noise; docs/DATASETS.md §7 "Label noise").
 `corrupt_samples` is the pure part (samples in, samples and a record of what changed out);
 `corrupt_file` reads an annotation file with `tvg.formats`, writes the corrupted file in the same
 format and a sidecar JSON (`sidecar_path`).

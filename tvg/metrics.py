@@ -1,4 +1,4 @@
-"""Grounding metrics as TimeLens reports them, per dataset (docs/DATA.md §5, "Metrics").
+"""Grounding metrics as TimeLens reports them, per dataset (docs/DATASETS.md §5, "Metrics").
 
 - R1@m: percentage of queries whose top-1 span has IoU >= m with the ground truth (the best of
   its GT spans when there are several), m in {0.3, 0.5, 0.7};

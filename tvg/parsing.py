@@ -1,6 +1,6 @@
 """Answer parsing: find the predicted (start, end) span in a model's answer text.
 
-Follows TimeLens' evaluation conventions (docs/DATA.md §5, "Metrics"):
+Follows TimeLens' evaluation conventions (docs/DATASETS.md §5, "Metrics"):
 
 1. When the text holds an ``<answer> ... </answer>`` tag, only the tag's content is parsed (an
    unclosed tag runs to the end of the text).

@@ -1,6 +1,6 @@
 """Prompt styles: the user prompt for a query, the target answer for a span, the format check.
 
-Styles (docs/DATA.md §3, "Prompts and answers"):
+Styles (docs/DATASETS.md §3, "Prompts and answers"):
 
 - "timelens": the TimeLens / Qwen3-VL grounding prompt (the Video-OPD setting); answer
   "The event happens in {start:.1f} - {end:.1f} seconds."

@@ -21,7 +21,7 @@ def _valid(span: Span) -> bool:
 
 
 def temporal_iou(pred: Span | None, gt: Span) -> float:
-    """Temporal IoU of two spans, as TimeLens computes it (docs/DATA.md §5):
+    """Temporal IoU of two spans, as TimeLens computes it (docs/DATASETS.md §5):
 
         IoU(a, b) = max(min(a1, b1) - max(a0, b0), 0) / (max(a1, b1) - min(a0, b0))
 

@@ -1,6 +1,6 @@
 """Synthetic temporal-grounding data that a tiny video model can learn on a CPU.
 
-Design (level 1 is the prototype's task measured as learnable in minutes, docs/SYNTHETIC_DATA.md
+Design (level 1 is the prototype's task measured as learnable in minutes, docs/GENERATED_DATA.md
 "Prototype measurements"):
 - Videos of 32 x 32 px at 1 fps, durations 8-32 s (even), grey background, ONE coloured square of
   12 px (8 named colours, random quadrant, +-2 px jitter) visible during one span; the query names
@@ -20,7 +20,7 @@ answer is read off two of those timestamps: start = (first group showing the col
 end = (last group showing it) + 1.5. The model only has to tell which single tokens show the named
 colour and copy the neighbouring timestamp text; no sub-token timing is needed.
 
-Harder levels (tvg.synth_levels.LEVELS, documented in docs/SYNTHETIC_DATA.md): 2 adds distractor
+Harder levels (tvg.synth_levels.LEVELS, documented in docs/GENERATED_DATA.md): 2 adds distractor
 squares of other colours; 3 uses 64 px frames with shapes and shared colours/shapes; 4 adds
 16-64 s videos and whole-second boundaries; 5 makes the event an action (the object shakes).
 

@@ -1,6 +1,6 @@
-"""Difficulty levels of the synthetic grounding task (see tvg/synth.py and docs/SYNTHETIC_DATA.md).
+"""Difficulty levels of the synthetic grounding task (see tvg/synth.py and docs/GENERATED_DATA.md).
 
-Level 1 is the task measured as learnable on a 2-core CPU (docs/SYNTHETIC_DATA.md); higher levels
+Level 1 is the task measured as learnable on a 2-core CPU (docs/GENERATED_DATA.md); higher levels
 add distractors, shapes, shared attributes, longer videos, finer span boundaries and motion, for
 curricula and for GPU runs.
 """

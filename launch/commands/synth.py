@@ -6,7 +6,7 @@ import argparse
 import sys
 
 SYNTH_EPILOG = """\
-levels (details: docs/SYNTHETIC_DATA.md):
+levels (details: docs/GENERATED_DATA.md):
   1  one coloured 12 px square, 32 px frames at 1 fps, 8-32 s, spans on 2-s groups
      (the task measured as learnable on a CPU)
   2  level 1 + 1-3 distractor squares of other colours
@@ -18,7 +18,7 @@ writes DIR/videos/<id>.mp4, DIR/{train,val,test}.json (TimeLens-Bench format) an
 (split statistics and the blind floor: the best duration-only answer [a*D, b*D] chosen on train).
 The same --seed always gives identical annotations and videos.
 
---label-noise SHARE (noisy-label arms, docs/DATA.md §7 "Label noise"): train.json then carries
+--label-noise SHARE (noisy-label arms, docs/DATASETS.md §7 "Label noise"): train.json then carries
 corrupted spans on round(SHARE x n_train) samples (`vopd data corrupt` with the same --seed), the
 clean labels are kept in train.clean.json and the changes listed in train.noise.json; val and test
 stay clean, and stats.json (blind floor included) describes the clean labels.

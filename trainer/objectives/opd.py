@@ -12,7 +12,7 @@ Which is which:
 - `opd_full_rkl_loss` is **the exact reverse KL** at each student-visited position, over the whole
   vocabulary (GKD with beta = 1 on student samples, Agarwal et al. 2024); `opd_union_topk_rkl_loss`
   approximates it over the union of the student's and the teacher's top-k. The prototype
-  (docs/SYNTHETIC_DATA.md) measured the exact form 2-4x faster to a target and far more stable
+  (docs/GENERATED_DATA.md) measured the exact form 2-4x faster to a target and far more stable
   than the sampled-token form on this project's synthetic task (gradient-norm median 0.83 / max
   5.0 against 2.2 / 55): both are offered, and measurements, not this module, pick the default.
 - `opd_topk_fkl_loss`, `opd_topk_rkl_loss`: forward / reverse KL on the teacher's top-k support.
@@ -217,7 +217,7 @@ def opd_full_rkl_loss(
         L = aggregate_t  kl_coef * sum_v p_theta(v|s_t) * ( log p_theta(v|s_t) - log p_T(v|s_t) )
 
     (GKD with beta = 1 on student samples, Agarwal et al. 2024; docs/OBJECTIVES.md §1, measured in
-    docs/SYNTHETIC_DATA.md as 2-4x faster and far more stable than the sampled-token `opd_loss`).
+    docs/GENERATED_DATA.md as 2-4x faster and far more stable than the sampled-token `opd_loss`).
     The gradient is autograd of this closed form, through p_theta in both places.
 
     Args:

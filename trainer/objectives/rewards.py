@@ -47,7 +47,7 @@ def grounding_reward(
     - format: tvg.rewards.format_reward for `style` (1 on a full match of the answer format);
     - eos: 1 when the completion ended on its own (`finish_reason == "stop"`), 0 when cut by the
       token limit: an end-of-sequence reward (not published; the prototype saw GRPO drop
-      the end token, docs/SYNTHETIC_DATA.md). `eos_weight` > 0 needs `finish_reason`.
+      the end token, docs/GENERATED_DATA.md). `eos_weight` > 0 needs `finish_reason`.
 
     `total` equals tvg.rewards.answer_reward(...) plus the eos term (tests check it).
     """

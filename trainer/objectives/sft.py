@@ -1,6 +1,6 @@
 """Supervised fine-tuning: token-level cross-entropy on given target completions.
 
-The reference arm every comparison needs (docs/SYNTHETIC_DATA.md: on the synthetic task SFT on the
+The reference arm every comparison needs (docs/GENERATED_DATA.md: on the synthetic task SFT on the
 ground-truth answers was faster than OPD and ended above the teacher). Targets are the
 ground-truth answers (tvg.prompts answer templates) or the teacher's own outputs (off-policy
 distillation, "sequence-level KD"); the caller tokenises them and computes log-probs with the same
@@ -28,7 +28,7 @@ def sft_loss(
     with y* the target completion (teacher-forced). Default aggregation "token_mean" = the usual
     cross-entropy averaged over every target token of the batch (transformers' causal-LM loss);
     "seq_mean_token_mean", "seq_mean_token_sum", "sum" as in `aggregate`. Source: standard
-    maximum likelihood; the prototype's control arm (docs/SYNTHETIC_DATA.md; loss on the answer
+    maximum likelihood; the prototype's control arm (docs/GENERATED_DATA.md; loss on the answer
     tokens and the end token only).
 
     Args:
