@@ -1,9 +1,9 @@
 """Annotation loaders: every supported file format becomes a list of `tvg.sample.Sample`.
 
 Formats (docs/DATASETS.md §2): timelens_bench, timelens_100k, charades_sta, activitynet,
-qvhighlights, ms_swift. `load_samples` detects the format (content first, see
-`tvg.formats.detect`) unless given one, validates every record and either raises the first `tvg.errors.DataError` (strict, the
-default) or skips bad records and counts them by reason in the returned `LoadReport` (lenient).
+qvhighlights, ms_swift. `load_samples` detects the format (content first, see `tvg.formats.detect`)
+unless given one, validates every record and either raises the first `tvg.errors.DataError` (strict,
+the default) or skips bad records and counts them by reason in the returned `LoadReport` (lenient).
 Skips count the unit dropped: the whole record when the record itself is bad, else the one query.
 """
 
