@@ -25,6 +25,31 @@ from trainer.objectives.rewards import ground_truth_completion, grpo_reward, tem
 from tvg.parsing import parse_span
 
 
+def _target_row(
+    tokenizer: Any,
+    eos_id: int,
+    text: str,
+    prompt_index: int,
+    sample_index: int,
+    prompt_ids: Any,
+    **fields: Any,
+) -> Trajectory:
+    """An injected target row (not sampled by the student): `text` tokenised, the end token
+    appended, placeholder behaviour log-probs (the loss treats it as on-policy, ratio 1)."""
+    ids = [*tokenizer(text, add_special_tokens=False)["input_ids"], eos_id]
+    return Trajectory(
+        prompt_index=prompt_index,
+        sample_index=sample_index,
+        prompt_ids=prompt_ids,
+        completion_ids=np.asarray(ids, np.int32),
+        logprobs=np.zeros(len(ids), np.float32),
+        finish_reason="stop",
+        text=text,
+        is_ground_truth=True,
+        **fields,
+    )
+
+
 def inject_ground_truth(
     batch: RolloutBatch, tokenizer: Any, eos_id: int, require_samples: bool = True
 ) -> None:
@@ -40,25 +65,21 @@ def inject_ground_truth(
         members = batch.group(index)
         if not members and require_samples:
             continue
-        text = ground_truth_completion(spec.spans[0], spec.prompt_style)
-        ids = [*tokenizer(text, add_special_tokens=False)["input_ids"], eos_id]
         prompt_ids = (
             members[0].prompt_ids
             if members
             else prompt_token_ids(tokenizer, spec.query, spec.prompt_style)
         )
         batch.trajectories.append(
-            Trajectory(
-                prompt_index=index,
-                sample_index=len(members),
-                prompt_ids=prompt_ids,
-                completion_ids=np.asarray(ids, np.int32),
-                logprobs=np.zeros(len(ids), np.float32),
-                finish_reason="stop",
-                text=text,
+            _target_row(
+                tokenizer,
+                eos_id,
+                ground_truth_completion(spec.spans[0], spec.prompt_style),
+                index,
+                len(members),
+                prompt_ids,
                 num_prompt_tokens=members[0].num_prompt_tokens if members else 0,
                 weights_version=members[0].weights_version if members else 0,
-                is_ground_truth=True,
             )
         )
     batch.trajectories.sort(key=lambda t: (t.prompt_index, t.sample_index))
@@ -76,18 +97,8 @@ def inject_answers(
     for index, (spec, texts) in enumerate(zip(batch.prompts, answers, strict=True)):
         prompt_ids = prompt_token_ids(tokenizer, spec.query, spec.prompt_style)
         for sample, text in enumerate(texts):
-            ids = [*tokenizer(text, add_special_tokens=False)["input_ids"], eos_id]
             batch.trajectories.append(
-                Trajectory(
-                    prompt_index=index,
-                    sample_index=sample,
-                    prompt_ids=prompt_ids,
-                    completion_ids=np.asarray(ids, np.int32),
-                    logprobs=np.zeros(len(ids), np.float32),
-                    finish_reason="stop",
-                    text=text,
-                    is_ground_truth=True,
-                )
+                _target_row(tokenizer, eos_id, text, index, sample, prompt_ids)
             )
 
 
