@@ -7,7 +7,7 @@ what the real one does per position), writes a 360p clip (30 fps, moving content
 it with `tvg.video.build_vision_inputs` at 2 fps under the default pixel budget: 120 vision tokens
 per second, ~1,440 for a 12 s clip. Each batch holds `--batch` sequences (queries of different
 lengths, so the prompts differ) with a `--completion-tokens` completion each; a learner-like
-forward + backward (`rollout.hf_scoring.completion_log_probs`, loss = mean negative log-prob of
+forward + backward (`runtime.hf_scoring.completion_log_probs`, loss = mean negative log-prob of
 the completion tokens, the model in train mode) is run with:
 
 - (a) `full`: logits of every position, then sliced to the completion (the former path);
@@ -112,14 +112,14 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from transformers import AutoProcessor
 
-    from rollout.hf_compat import load_hf_model
-    from rollout.hf_scoring import (
+    from runtime.hf_compat import load_hf_model
+    from runtime.hf_scoring import (
         ScoringItem,
         build_hf_batch,
         completion_log_probs,
         output_head,
     )
-    from rollout.prompting import vision_placeholder_ids
+    from runtime.prompting import vision_placeholder_ids
     from trainer.learner import prepare_student
     from tvg.video import VideoSettings, build_vision_inputs
 

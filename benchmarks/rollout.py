@@ -7,7 +7,7 @@
    Plus an "early stops" case: per-prompt lengths drawn from 4..64 tokens (where continuous
    batching should win: transformers' batch runs until its longest row is done).
    vLLM returns the behaviour log-probs in the same pass; the transformers engine needs a
-   scoring pass for them (`rollout.hf_scoring`), reported separately.
+   scoring pass for them (`runtime.hf_scoring`), reported separately.
 2. Weight-sync milliseconds into an in-process vLLM engine (the bucket protocol of
    `rollout.weight_sync`, what one `RolloutWorker` does per update) for the tiny student, the tiny
    teacher and a ~0.5B-parameter text model built from a Qwen2.5-0.5B-shaped config; default
@@ -145,7 +145,8 @@ def child_sync(args: argparse.Namespace) -> dict:
 
     from rollout.engine_config import EngineConfig
     from rollout.engine_vllm import VLLMEngine
-    from rollout.weight_sync import DEFAULT_BUCKET_BYTES, bucket_state_dict, state_checksum
+    from rollout.weight_sync import DEFAULT_BUCKET_BYTES, bucket_state_dict
+    from runtime.checksums import state_checksum
 
     assets = json.loads(Path(args.assets).read_text())
     targets = [("tiny student", assets["student"]), ("tiny teacher", assets["teacher"])]
@@ -289,7 +290,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.child:
         args.threads = args.child_threads
-        from rollout.vllm_env import apply_vllm_cpu_defaults
+        from runtime.vllm_env import apply_vllm_cpu_defaults
 
         apply_vllm_cpu_defaults()
         result = child_throughput(args) if args.child == "throughput" else child_sync(args)

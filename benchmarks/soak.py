@@ -472,7 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "TOKENIZERS_PARALLELISM": "false",
     }.items():
         os.environ.setdefault(key, value)
-    from rollout.vllm_env import apply_vllm_cpu_defaults
+    from runtime.vllm_env import apply_vllm_cpu_defaults
 
     apply_vllm_cpu_defaults()
     from tqdm import tqdm

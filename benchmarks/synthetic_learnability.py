@@ -9,9 +9,9 @@ What runs (every piece is the project's own path, so the run validates it):
   level, seed and split sizes; videos read with `tvg.video.build_vision_inputs(
   VideoSettings(fps=1.0, max_frames=64))` and a `FrameCache`;
 - model: `launch.tiny_models.build_tiny_model` (Qwen3-VL, random init by seed), loaded with
-  `rollout.hf_compat.load_hf_model`;
+  `runtime.hf_compat.load_hf_model`;
 - loss: minus the mean log-prob of the answer tokens "The event happens in {s:.1f} - {e:.1f}
-  seconds." + <|im_end|>, computed by `rollout.hf_scoring.completion_log_probs` (the learner path;
+  seconds." + <|im_end|>, computed by `runtime.hf_scoring.completion_log_probs` (the learner path;
   vision placeholder tokens masked);
 - the prototype's recipe: AdamW lr 2e-3, betas (0.9, 0.98), weight decay 0.01, linear warm-up over
   30 steps then constant, gradient clipping at 1.0, batch 8, ONE torch thread;
@@ -51,9 +51,9 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from launch.tiny_models import SIZES, ModelSpec, build_tiny_model  # noqa: E402
-from rollout.hf_compat import load_hf_model  # noqa: E402
-from rollout.hf_scoring import ScoringItem, completion_log_probs  # noqa: E402
-from rollout.prompting import prompt_text, vision_placeholder_ids  # noqa: E402
+from runtime.hf_compat import load_hf_model  # noqa: E402
+from runtime.hf_scoring import ScoringItem, completion_log_probs  # noqa: E402
+from runtime.prompting import prompt_text, vision_placeholder_ids  # noqa: E402
 from tvg.formats import read_samples  # noqa: E402
 from tvg.metrics import grounding_metrics  # noqa: E402
 from tvg.parsing import parse_span  # noqa: E402

@@ -40,7 +40,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from rollout.vllm_env import apply_vllm_cpu_defaults  # noqa: E402
+from runtime.vllm_env import apply_vllm_cpu_defaults  # noqa: E402
 
 apply_vllm_cpu_defaults()
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -79,7 +79,7 @@ def rollout(llm, tokenizer, prompts, cache, samples: int, new_tokens: int):
     from vllm.inputs import TokensPrompt
 
     from rollout.batch import RolloutBatch, Trajectory
-    from rollout.prompting import prompt_token_ids, vision_placeholder_ids
+    from runtime.prompting import prompt_token_ids, vision_placeholder_ids
     from tvg.video import build_vision_inputs
 
     banned = set(vision_placeholder_ids(tokenizer))

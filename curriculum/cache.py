@@ -28,7 +28,7 @@ from rollout.batch import PromptSpec
 
 def weights_checksum(model_dir: str | Path) -> str:
     """Checksum of a model directory's safetensors weights (what its engine reports at start)."""
-    from rollout.weight_sync import checksum_of_digests, safetensors_digests
+    from runtime.checksums import checksum_of_digests, safetensors_digests
 
     digests = safetensors_digests(model_dir)
     if not digests:

@@ -419,7 +419,7 @@ class Driver:
     # ------------------------------------------------------------------ one step
     def _sync_weights(self, version: int) -> None:
         """Push the learner's weights into every rollout engine; optionally prove it by checksum."""
-        from rollout.weight_sync import state_checksum
+        from runtime.checksums import state_checksum
 
         buckets = self.learners.export_weights(self.config.rollout.weight_bucket_mb * 1024 * 1024)
         state = {name: tensor for bucket in buckets for name, tensor in bucket}

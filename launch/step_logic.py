@@ -57,7 +57,7 @@ def inject_ground_truth(
     (TempSamp-R1's injected row; with `require_samples=False` also for prompts that have no sampled
     row, which is how SFT builds its batch). Behaviour log-probs are placeholders: the loss treats
     the row as on-policy (ratio 1)."""
-    from rollout.prompting import prompt_token_ids
+    from runtime.prompting import prompt_token_ids
 
     for index, spec in enumerate(batch.prompts):
         if not spec.spans:
@@ -92,7 +92,7 @@ def inject_answers(
     answers, re-tokenised with the student's tokenizer). Like the ground-truth rows they were
     not sampled by the student (`is_ground_truth`: an injected target row, kept out of the
     sampled-completion metrics)."""
-    from rollout.prompting import prompt_token_ids
+    from runtime.prompting import prompt_token_ids
 
     for index, (spec, texts) in enumerate(zip(batch.prompts, answers, strict=True)):
         prompt_ids = prompt_token_ids(tokenizer, spec.query, spec.prompt_style)

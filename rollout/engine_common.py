@@ -2,7 +2,7 @@
 
 Prompts are rebuilt from their `PromptSpec` on the engine's side: vision inputs through the task
 layer's one function (`tvg.video.build_vision_inputs`, with the engine's frame cache) and token
-ids through `rollout.prompting`. A prompt that cannot be built (missing or corrupt video, unknown
+ids through `runtime.prompting`. A prompt that cannot be built (missing or corrupt video, unknown
 prompt style) becomes a `SkippedPrompt` with the reason; the rest of the batch goes on.
 """
 
@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 from rollout.batch import PromptSpec, RolloutBatch, SkippedPrompt
 from rollout.engine_config import SamplingConfig
-from rollout.prompting import prompt_token_ids
 from rollout.weight_sync import (
     DEFAULT_BUCKET_BYTES,
     WeightBucket,
@@ -24,6 +23,7 @@ from rollout.weight_sync import (
     WeightUpdateResult,
     bucket_state_dict,
 )
+from runtime.prompting import prompt_token_ids
 from tvg.frame_cache import FrameCache
 from tvg.video import build_vision_inputs
 from tvg.video_errors import VideoError

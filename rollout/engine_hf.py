@@ -2,12 +2,12 @@
 
 Used for parity tests (vLLM against an independent implementation) and as the fallback when vLLM
 is unavailable (`EngineConfig(engine="hf")`). Prompts are built by the same functions as vLLM's
-(vision inputs from `tvg.video.build_vision_inputs`, chat text from `rollout.prompting`), batched
+(vision inputs from `tvg.video.build_vision_inputs`, chat text from `runtime.prompting`), batched
 with left padding through the model's processor.
 
 - Vision placeholder tokens are banned while generating (`suppress_tokens`), and so are the unused
   ids of a padded vocabulary (config.vocab_size > len(tokenizer)), as vLLM's `allowed_token_ids`.
-- Behaviour log-probs come from `rollout.hf_scoring.completion_log_probs` (one forward pass over
+- Behaviour log-probs come from `runtime.hf_scoring.completion_log_probs` (one forward pass over
   prompt + completion, placeholders masked, divided by the temperature; temperature 1 for greedy).
   Unlike vLLM's processed log-probs they ignore top-k / top-p truncation.
 - Sampling is seeded once per engine (`torch.manual_seed(config.seed)` at start-up).
@@ -35,14 +35,14 @@ from rollout.engine_common import (
     reseed_torch,
 )
 from rollout.engine_config import EngineConfig, SamplingConfig
-from rollout.hf_compat import load_hf_model
-from rollout.hf_scoring import ScoringItem, completion_log_probs
-from rollout.prompting import prompt_text, vision_placeholder_ids
 from rollout.weight_sync import (
     WeightBucket,
     WeightTracker,
     WeightUpdateResult,
 )
+from runtime.hf_compat import load_hf_model
+from runtime.hf_scoring import ScoringItem, completion_log_probs
+from runtime.prompting import prompt_text, vision_placeholder_ids
 from tvg.frame_cache import FrameCache
 
 # Prompts per `generate` call (each expanded n times).

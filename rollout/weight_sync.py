@@ -16,11 +16,12 @@ prefix and encoder caches and stamps `version` on every later sample. Buckets ma
 arrived. Frozen modules are skipped by name prefix (they keep the weights the engine was built
 with, which must then be the learner's too).
 
-Checksums: `state_checksum` is a sha256 over the sorted (name, per-tensor digest) pairs of a state
-dict. An engine with `track_checksum` keeps the digest of every tensor it was built with or was
-handed, so the learner's `state_checksum(state_dict)` equals the engine's `checksum()` exactly
-when the engine received the same tensors. (It cannot re-read its weights: vLLM's CPU backend
-repacks linear weights into kernel layouts; the greedy-equality tests prove the load itself.)
+Checksums (`runtime.checksums`): `state_checksum` is a sha256 over the sorted (name, per-tensor
+digest) pairs of a state dict. An engine with `track_checksum` keeps the digest of every tensor
+it was built with or was handed, so the learner's `state_checksum(state_dict)` equals the
+engine's `checksum()` exactly when the engine received the same tensors. (It cannot re-read its
+weights: vLLM's CPU backend repacks linear weights into kernel layouts; the greedy-equality tests
+prove the load itself.)
 
 Transports: `ObjectStoreTransport` (Ray object store; CPU and any GPU cluster) is what runs here.
 `NcclBroadcastTransport` is the GPU path behind the same interface; see its docstring.
@@ -28,15 +29,15 @@ Transports: `ObjectStoreTransport` (Ray object store; CPU and any GPU cluster) i
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+
+from runtime.checksums import checksum_of_digests, safetensors_digests, tensor_digest
 
 DEFAULT_BUCKET_BYTES = 256 * 1024 * 1024
 
@@ -133,40 +134,6 @@ def bucket_state_dict(
         WeightBucket(version=version, index=i, total=len(groups), names=n, tensors=t)
         for i, (n, t) in enumerate(groups)
     ]
-
-
-def tensor_digest(tensor: torch.Tensor) -> str:
-    """A 128-bit blake2b digest of a tensor's dtype, shape and bytes."""
-    t = tensor.detach().to("cpu").contiguous()
-    raw = t.view(torch.int16).numpy() if t.dtype == torch.bfloat16 else t.numpy()
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"{t.dtype}|{tuple(t.shape)}|".encode())
-    h.update(np.ascontiguousarray(raw).view(np.uint8).data)
-    return h.hexdigest()
-
-
-def checksum_of_digests(digests: Mapping[str, str]) -> str:
-    """sha256 over the sorted (name, digest) pairs: the checksum of a whole set of weights."""
-    h = hashlib.sha256()
-    for name in sorted(digests):
-        h.update(f"{name}={digests[name]};".encode())
-    return h.hexdigest()
-
-
-def state_checksum(state_dict: Mapping[str, torch.Tensor]) -> str:
-    """The checksum of a state dict, comparable with an engine's `checksum()`."""
-    return checksum_of_digests({name: tensor_digest(t) for name, t in state_dict.items()})
-
-
-def safetensors_digests(model_dir: str | Path) -> dict[str, str]:
-    """Per-tensor digests of every `*.safetensors` file in a model directory."""
-    from safetensors.torch import load_file
-
-    digests: dict[str, str] = {}
-    for path in sorted(Path(model_dir).glob("*.safetensors")):
-        for name, tensor in load_file(str(path)).items():
-            digests[name] = tensor_digest(tensor)
-    return digests
 
 
 class WeightTracker:

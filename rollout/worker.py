@@ -33,8 +33,8 @@ def build_engine(config: EngineConfig, frame_cache: FrameCache | None = None) ->
 
 def worker_env(config: EngineConfig) -> dict[str, str]:
     """Environment variables for a worker process: thread counts, vLLM's CPU defaults and (for a
-    vLLM engine) the engine-process settings (`rollout.vllm_env.engine_process_env`)."""
-    from rollout.vllm_env import CPU_DEFAULTS, engine_process_env
+    vLLM engine) the engine-process settings (`runtime.vllm_env.engine_process_env`)."""
+    from runtime.vllm_env import CPU_DEFAULTS, engine_process_env
 
     threads = str(config.threads)
     env = {**CPU_DEFAULTS, "VLLM_CPU_KVCACHE_SPACE": str(config.kv_cache_gib)}

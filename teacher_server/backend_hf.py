@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import torch
 
-from rollout.hf_compat import load_hf_model
-from rollout.hf_scoring import ScoringItem, completion_log_probs
+from runtime.hf_compat import load_hf_model
+from runtime.hf_scoring import ScoringItem, completion_log_probs
 from teacher_server.config import TeacherConfig
 from teacher_server.items import ScoreItem, TokenScores, resolve_vision
 from teacher_server.scorer import LocalScorer
@@ -17,7 +17,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 class HFScorer(LocalScorer):
-    """Scores completions with `rollout.hf_scoring.completion_log_probs` (the learner's code)."""
+    """Scores completions with `runtime.hf_scoring.completion_log_probs` (the learner's code)."""
 
     backend = "hf"
 

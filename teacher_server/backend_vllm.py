@@ -12,7 +12,7 @@ logits to -inf, and those of the unused ids of a padded vocabulary (config.vocab
 len(tokenizer), as in Qwen's checkpoints). Every prompt log-prob and top-k entry is then
 log_softmax(logits / T) over the tokenizer's vocabulary without the placeholders: the same
 distribution the student samples from (vLLM's processed log-probs with `allowed_token_ids`), and
-the same formula as `rollout.hf_scoring.masked_log_softmax`. The hook is installed with
+the same formula as `runtime.hf_scoring.masked_log_softmax`. The hook is installed with
 `LLM.apply_model`; with multi-process engines (VLLM_ENABLE_V1_MULTIPROCESSING=1) vLLM must be
 allowed to send the function (VLLM_ALLOW_INSECURE_SERIALIZATION=1). Start-up fails if no logits
 layer was found.
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from rollout.vllm_env import apply_vllm_cpu_defaults
+from runtime.vllm_env import apply_vllm_cpu_defaults
 from teacher_server.config import TeacherConfig
 from teacher_server.items import ScoreItem, TeacherInputError, TokenScores, resolve_vision
 from teacher_server.scorer import LocalScorer

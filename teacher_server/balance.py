@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeVar
 
-from rollout.group import balanced_split as split_by_tokens
+from runtime.partition import balanced_split as split_by_tokens
 
 __all__ = ["reassemble", "split_by_tokens"]
 

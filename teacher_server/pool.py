@@ -124,7 +124,7 @@ class TeacherPool:
         if self.config.resources:
             options["resources"] = dict(self.config.resources)
         if self.config.backend == "vllm":
-            from rollout.vllm_env import engine_process_env
+            from runtime.vllm_env import engine_process_env
 
             options["runtime_env"] = {"env_vars": engine_process_env()}
         if self.placement is not None:

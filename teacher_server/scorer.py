@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rollout.prompting import prompt_token_ids, vision_placeholder_ids
+from runtime.prompting import prompt_token_ids, vision_placeholder_ids
 from teacher_server.checks import tokenizer_hash, vision_hash, vision_settings
 from teacher_server.config import TeacherConfig
 from teacher_server.items import ScoreItem, TeacherInputError, TokenScores

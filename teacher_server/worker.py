@@ -24,7 +24,7 @@ class TeacherWorker:
         """Build the scorer of `config.backend` (token: the remote server's bearer token)."""
         import torch
 
-        from rollout.vllm_env import apply_vllm_cpu_defaults
+        from runtime.vllm_env import apply_vllm_cpu_defaults
 
         torch.set_num_threads(max(1, config.torch_threads))
         if config.backend == "vllm":

@@ -18,8 +18,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from hypothesis import settings as hypothesis_settings
 
-from rollout.log_filters import WARNING_FILTERS
-from rollout.vllm_env import apply_vllm_cpu_defaults
+from runtime.log_filters import WARNING_FILTERS
+from runtime.vllm_env import apply_vllm_cpu_defaults
 
 apply_vllm_cpu_defaults()
 
@@ -31,7 +31,7 @@ hypothesis_settings.load_profile(os.environ.get("VOPD_HYPOTHESIS_PROFILE", "repe
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """The library noise filters of rollout.log_filters as pytest `filterwarnings` too: pytest
+    """The library noise filters of runtime.log_filters as pytest `filterwarnings` too: pytest
     restores the warning filters around every test (the set-up of session fixtures included),
     dropping those installed when this file is imported, and re-applies its own each time."""
     for rule in WARNING_FILTERS:

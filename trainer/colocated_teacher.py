@@ -23,7 +23,7 @@ class ColocatedTeacher:
     ) -> None:
         """`signal` is the objective's teacher signal ("sampled", "topk" or "full"), `top_k` the
         list length for "topk"."""
-        from rollout.hf_compat import load_hf_model
+        from runtime.hf_compat import load_hf_model
 
         if signal not in ("sampled", "topk", "full"):
             raise ValueError(f"a co-located teacher has no {signal!r} signal")
@@ -41,7 +41,7 @@ class ColocatedTeacher:
         gradient."""
         import torch
 
-        from rollout.hf_scoring import completion_log_probs
+        from runtime.hf_scoring import completion_log_probs
 
         with torch.no_grad():
             scores = completion_log_probs(

@@ -2,7 +2,7 @@
 
 A rank receives its data-parallel share of a step's trajectories, recomputes their log-probs with
 the same vision inputs the sampler used (tvg.video.build_vision_inputs through a frame cache,
-prompt ids from rollout.prompting, vision placeholder tokens masked exactly as they are banned at
+prompt ids from runtime.prompting, vision placeholder tokens masked exactly as they are banned at
 sampling), evaluates the objective, and applies one optimizer step across all ranks. It also
 exports the full weights in buckets for the rollout engines (ZeRO-3 gathers one bucket at a time;
 every rank must take part in the gather, rank 0 returns the tensors) and saves / loads checkpoints.
@@ -134,7 +134,7 @@ class Learner:
         master_port: int,
         settings: LearnerSettings,
     ) -> None:
-        from rollout.log_filters import quiet_library_noise
+        from runtime.log_filters import quiet_library_noise
 
         quiet_library_noise()  # before DeepSpeed is imported (its accelerator notice)
         os.environ.update(
@@ -154,7 +154,7 @@ class Learner:
         import deepspeed
         from transformers import AutoProcessor
 
-        from rollout.hf_compat import load_hf_model
+        from runtime.hf_compat import load_hf_model
         from trainer.ds_config import deepspeed_config
         from trainer.lr_schedule import lr_multiplier
         from tvg.frame_cache import FrameCache
@@ -220,7 +220,7 @@ class Learner:
 
     # ------------------------------------------------------------------ log-probs
     def _scoring_items(self, prompts: Sequence[PromptSpec], trajectories: Sequence[Trajectory]):
-        from rollout.hf_scoring import ScoringItem
+        from runtime.hf_scoring import ScoringItem
         from tvg.video import build_vision_inputs
 
         items = []
@@ -263,7 +263,7 @@ class Learner:
         """
         import torch
 
-        from rollout.hf_scoring import completion_log_probs
+        from runtime.hf_scoring import completion_log_probs
 
         self.engine.eval()
         out: list[dict[str, np.ndarray]] = []
@@ -303,7 +303,7 @@ class Learner:
         """
         import torch
 
-        from rollout.hf_scoring import completion_log_probs
+        from runtime.hf_scoring import completion_log_probs
         from trainer.objectives.registry import get_objective_spec
         from trainer.step_loss import step_loss
 

@@ -79,7 +79,7 @@ def _versions() -> dict[str, str]:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Run the evaluation; print the settings and the metrics; return the exit code."""
-    from rollout.vllm_env import apply_vllm_cpu_defaults
+    from runtime.vllm_env import apply_vllm_cpu_defaults
 
     # Logs go to stderr so that stdout holds only the results (the JSON with --json).
     apply_vllm_cpu_defaults({"VLLM_LOGGING_STREAM": "ext://sys.stderr"})
@@ -88,8 +88,8 @@ def run_eval(args: argparse.Namespace) -> int:
     from launch.commands.score import print_score_table, score_prediction_file
     from rollout.batch import PromptSpec
     from rollout.engine_config import EngineConfig, SamplingConfig
-    from rollout.prompting import prompt_text
     from rollout.worker import build_engine
+    from runtime.prompting import prompt_text
     from tvg.errors import DataError
     from tvg.formats import load_samples
     from tvg.parsing import parse_span

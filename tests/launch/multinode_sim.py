@@ -233,7 +233,7 @@ def main() -> int:
     import ray
     from ray.cluster_utils import Cluster
 
-    from rollout.vllm_env import apply_vllm_cpu_defaults
+    from runtime.vllm_env import apply_vllm_cpu_defaults
 
     apply_vllm_cpu_defaults()
     report: dict[str, Any] = {"phases": {}}

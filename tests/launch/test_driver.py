@@ -81,7 +81,7 @@ def test_each_objective_trains_syncs_and_evaluates(
         from transformers import AutoProcessor
         from vllm import LLM, SamplingParams
 
-        from rollout.hf_compat import load_hf_model
+        from runtime.hf_compat import load_hf_model
 
         assert load_hf_model(model_dir) is not None
         assert AutoProcessor.from_pretrained(model_dir) is not None

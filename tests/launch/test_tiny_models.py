@@ -12,7 +12,7 @@ import torch
 from launch.tiny_models import ModelSpec, build_tiny_model
 from launch.tiny_models.build import count_parameters
 from launch.tiny_models.tokenizer import SPECIAL_TOKENS, build_tokenizer
-from rollout.hf_compat import load_hf_model
+from runtime.hf_compat import load_hf_model
 
 MODEL_NAMES = ("qwen3_vl-student", "qwen3_vl-teacher", "qwen2_5_vl-student", "qwen2_5_vl-teacher")
 QUERY = "When is the red square visible in the video? Give the start and end time in seconds."

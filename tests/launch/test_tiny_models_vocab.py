@@ -20,7 +20,7 @@ from launch.cli import main
 from launch.tiny_models import ModelSpec, build_tiny_model
 from launch.tiny_models.build import _manifest_for, count_parameters
 from launch.tiny_models.tokenizer import build_tokenizer
-from rollout.hf_compat import load_hf_model
+from runtime.hf_compat import load_hf_model
 
 PADDED = 151_936  # Qwen2.5-VL / Qwen3-VL's config.vocab_size
 STUDENT = "qwen3_vl-student"
@@ -217,7 +217,7 @@ def test_samplers_and_scorers_mask_the_padding_ids(
 
     from rollout.engine_config import EngineConfig, SamplingConfig
     from rollout.engine_hf import HFEngine
-    from rollout.hf_scoring import ScoringItem, completion_log_probs
+    from runtime.hf_scoring import ScoringItem, completion_log_probs
     from tvg.video import build_vision_inputs
 
     tokens = len(build_tokenizer())
@@ -278,7 +278,7 @@ def test_vllm_teacher_lists_the_whole_tokenizer_vocabulary_with_padding(
     from transformers import AutoProcessor
 
     from rollout.engine_config import SamplingConfig
-    from rollout.hf_scoring import ScoringItem, completion_log_probs
+    from runtime.hf_scoring import ScoringItem, completion_log_probs
     from teacher_server.backend_vllm import VLLMScorer
     from teacher_server.config import TeacherConfig
     from teacher_server.items import items_from_batch

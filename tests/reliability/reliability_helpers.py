@@ -46,7 +46,7 @@ class CheckingScorer(LocalScorer):
     def __init__(self, config: TeacherConfig, gate: threading.Event | None = None) -> None:
         """Build the shared tiny tokenizer (no model directory); `gate` blocks `score` until set."""
         from launch.tiny_models.tokenizer import build_tokenizer
-        from rollout.prompting import vision_placeholder_ids
+        from runtime.prompting import vision_placeholder_ids
 
         self.config = config
         self.processor = None
@@ -144,7 +144,7 @@ def completion_ids(tokenizer: Any, text: str = "The event happens in 0.5 - 1.0 s
 
 def valid_item(scorer: CheckingScorer, video: str = "clip.mp4") -> dict[str, Any]:
     """One well-formed JSON request item (video named relative to the server's root)."""
-    from rollout.prompting import prompt_token_ids
+    from runtime.prompting import prompt_token_ids
 
     return {
         "sample_id": "s0",

@@ -3,8 +3,6 @@ capture of one logger's records (for the log-filter tests)."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -44,27 +42,3 @@ def student_engine(tiny_models_dir: Path):
     from rollout.engine_vllm import VLLMEngine
 
     return VLLMEngine(EngineConfig(model=str(tiny_models_dir / "qwen3_vl-student"), threads=2))
-
-
-@pytest.fixture
-def logger_records() -> Callable[[str, Callable[[logging.Logger], None]], list[str]]:
-    """`capture(name, emit)`: the messages that `emit(logger)` gets through logger `name`'s own
-    filters, seen by a handler attached to that logger itself (so a library's logging set-up,
-    such as vLLM's propagate=False, cannot hide them)."""
-
-    def capture(name: str, emit: Callable[[logging.Logger], None]) -> list[str]:
-        logger = logging.getLogger(name)
-        records: list[logging.LogRecord] = []
-        handler = logging.Handler()
-        handler.emit = records.append  # type: ignore[method-assign]
-        level = logger.level
-        logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG)
-        try:
-            emit(logger)
-        finally:
-            logger.removeHandler(handler)
-            logger.setLevel(level)
-        return [record.getMessage() for record in records]
-
-    return capture

@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from rollout.engine_config import EngineConfig, SamplingConfig
-from rollout.hf_compat import load_hf_model
-from rollout.hf_scoring import ScoringItem, completion_log_probs
-from rollout.prompting import vision_placeholder_ids
-from rollout.weight_sync import bucket_state_dict, state_checksum
+from rollout.weight_sync import bucket_state_dict
+from runtime.checksums import state_checksum
+from runtime.hf_compat import load_hf_model
+from runtime.hf_scoring import ScoringItem, completion_log_probs
+from runtime.prompting import vision_placeholder_ids
 from tvg.video import build_vision_inputs
 
 STUDENT = "qwen3_vl-student"
@@ -118,7 +119,7 @@ def test_vllm_sampled_logprobs_match_transformers(
 
 def _raw_step_logits(model, processor, items):
     """Unmasked logits at each completion position (to show the ban matters)."""
-    from rollout.hf_scoring import build_hf_batch
+    from runtime.hf_scoring import build_hf_batch
 
     batch = build_hf_batch(processor, items)
     logits = model(**batch.inputs).logits.float()

@@ -12,7 +12,7 @@ import torch
 
 from rollout.engine_config import EngineConfig, SamplingConfig
 from rollout.group import GroupConfig, RolloutError, RolloutGroup
-from rollout.weight_sync import state_checksum
+from runtime.checksums import state_checksum
 
 pytestmark = pytest.mark.e2e
 

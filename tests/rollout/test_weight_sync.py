@@ -6,15 +6,16 @@ import pytest
 import torch
 
 from rollout.batch import PromptSpec
-from rollout.group import balanced_split, expected_tokens
+from rollout.group import expected_tokens
 from rollout.weight_sync import (
     NcclBroadcastTransport,
     WeightBucket,
     WeightTracker,
     bucket_state_dict,
     make_transport,
-    state_checksum,
 )
+from runtime.checksums import state_checksum
+from runtime.partition import balanced_split
 from tvg.video import VideoSettings
 
 

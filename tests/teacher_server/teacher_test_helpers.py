@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from rollout.batch import PromptSpec, RolloutBatch, Trajectory
-from rollout.hf_scoring import build_hf_batch
-from rollout.prompting import prompt_token_ids, vision_placeholder_ids
+from runtime.hf_scoring import build_hf_batch
+from runtime.prompting import prompt_token_ids, vision_placeholder_ids
 from teacher_server.items import ScoreItem
 from tvg.synth_render import encode_video
 from tvg.video import VideoSettings, build_vision_inputs
@@ -78,7 +78,7 @@ def sample_batch(llm, tokenizer, videos: list[Path], n: int = 2, max_tokens: int
 
 def reference_log_probs(model, processor, items: list[ScoreItem], temperature: float, k: int):
     """Independent reference: transformers logits -> /T -> vision ids to -inf -> log_softmax."""
-    from rollout.hf_scoring import ScoringItem
+    from runtime.hf_scoring import ScoringItem
 
     banned = vision_placeholder_ids(processor.tokenizer)
     out = []

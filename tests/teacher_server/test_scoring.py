@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from teacher_test_helpers import reference_log_probs
 
-from rollout.hf_compat import load_hf_model
-from rollout.prompting import vision_placeholder_ids
+from runtime.hf_compat import load_hf_model
+from runtime.prompting import vision_placeholder_ids
 from teacher_server.config import TeacherConfig
 from teacher_server.items import ScoreItem, TeacherInputError, items_from_batch
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rollout.batch import PromptSpec, Trajectory
-from rollout.prompting import prompt_token_ids
+from runtime.prompting import prompt_token_ids
 from trainer.learner_group import split_evenly
 from tvg.prompts import get_prompt_style
 from tvg.video import VideoSettings
@@ -61,7 +61,7 @@ def _layer_calls_and_saved_bytes(model, processor, items) -> tuple[float, int, d
     left out) and the gradients."""
     from transformers.modeling_layers import GradientCheckpointingLayer
 
-    from rollout.hf_scoring import completion_log_probs
+    from runtime.hf_scoring import completion_log_probs
 
     calls = [0]
     layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
@@ -102,8 +102,8 @@ def test_gradient_checkpointing_switch(family: str, tiny_models_dir: Path, sft_b
     for the backward, the gradients are those without it, and the no-grad pass is unchanged."""
     from transformers import AutoProcessor
 
-    from rollout.hf_compat import load_hf_model
-    from rollout.hf_scoring import ScoringItem, completion_log_probs
+    from runtime.hf_compat import load_hf_model
+    from runtime.hf_scoring import ScoringItem, completion_log_probs
     from trainer.learner import prepare_student
     from tvg.video import build_vision_inputs
 

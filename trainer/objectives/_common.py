@@ -9,7 +9,7 @@ Conventions used by every objective in this package:
   use, so a non-finite pad can reach neither the loss nor the gradient.
 - Every value at a trained position must be finite, else a ValueError names the tensor. Log-prob
   rows over a vocabulary or a support may hold -inf (vision placeholder tokens are masked to -inf,
-  see rollout.hf_scoring.masked_log_softmax) but never NaN or +inf.
+  see runtime.hf_scoring.masked_log_softmax) but never NaN or +inf.
 
 This module imports only torch.
 """

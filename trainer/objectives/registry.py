@@ -51,7 +51,7 @@ class ObjectiveInputs:
     """Everything any objective may read, per step (B completions, T padded completion length).
 
     logprobs: (B, T) log pi_theta of the completion tokens, with gradient (vision placeholders
-        masked to -inf before the log-softmax, as rollout.hf_scoring.masked_log_softmax does).
+        masked to -inf before the log-softmax, as runtime.hf_scoring.masked_log_softmax does).
     mask: (B, T) 1 on trained completion tokens.
     old_logprobs: (B, T) behaviour log-probs (Trajectory.logprobs) or None (= pi_theta, ratio 1).
     teacher_logprobs: (B, T) teacher log-probs of the sampled tokens (Trajectory.teacher_logprobs).

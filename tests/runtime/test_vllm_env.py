@@ -12,15 +12,15 @@ from collections.abc import Callable
 import pytest
 
 from rollout.engine_config import EngineConfig
-from rollout.log_filters import DropMessages
-from rollout.vllm_env import (
+from rollout.worker import worker_env
+from runtime.log_filters import DropMessages
+from runtime.vllm_env import (
     CPU_DEFAULTS,
     ENGINE_PROCESS_ENV,
     ROUTINE_MESSAGES,
     apply_vllm_cpu_defaults,
     engine_process_env,
 )
-from rollout.worker import worker_env
 
 Capture = Callable[[str, Callable[[logging.Logger], None]], list[str]]
 

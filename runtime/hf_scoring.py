@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from rollout.prompting import prompt_text, vision_placeholder_ids
+from runtime.prompting import prompt_text, vision_placeholder_ids
 from tvg.vision_inputs import VisionInputs
 
 

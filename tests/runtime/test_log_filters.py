@@ -1,4 +1,4 @@
-"""Library noise filters (rollout.log_filters): each named warning is dropped, nothing else is."""
+"""Library noise filters (runtime.log_filters): each named warning is dropped, nothing else is."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from rollout.log_filters import (
+from runtime.log_filters import (
     LOGGER_MESSAGES,
     WARNING_FILTERS,
     DropMessages,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from rollout.hf_compat import load_hf_model
-from rollout.hf_scoring import ScoringItem, completion_log_probs, masked_log_softmax
-from rollout.prompting import prompt_token_ids, vision_placeholder_ids
+from runtime.hf_compat import load_hf_model
+from runtime.hf_scoring import ScoringItem, completion_log_probs, masked_log_softmax
+from runtime.prompting import prompt_token_ids, vision_placeholder_ids
 from tvg.video import VideoSettings
 from tvg.vision_inputs import VisionInputs, make_metadata
 
@@ -106,7 +106,7 @@ def test_completion_only_logits_equal_the_full_path(
     from transformers import AutoProcessor
 
     from launch.tiny_models.build import ModelSpec, build_tiny_model
-    from rollout.hf_scoring import output_head
+    from runtime.hf_scoring import output_head
 
     if vocab_size is None:
         model_dir = tiny_models_dir / f"{family}-student"
@@ -166,7 +166,7 @@ def test_output_head_unwraps_an_engine(tiny_models_dir: Path) -> None:
     """A DeepSpeed engine keeps the transformers model in `.module`; its LM head is found there."""
     from types import SimpleNamespace
 
-    from rollout.hf_scoring import output_head
+    from runtime.hf_scoring import output_head
 
     model = load_hf_model(tiny_models_dir / "qwen3_vl-student")
     assert output_head(model) is model.lm_head

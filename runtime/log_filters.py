@@ -9,7 +9,7 @@ and a fragment of its unformatted message — and drops only that: the same mess
 module, or another message from the same logger, still shows.
 
 Where the rest live: vLLM's own routine lines and its engine-process environment are in
-`rollout.vllm_env` (which installs these filters too); transformers' "non-writable NumPy array"
+`runtime.vllm_env` (which installs these filters too); transformers' "non-writable NumPy array"
 warning is fixed at its cause (`tvg.vision_inputs` hands libraries writable frames).
 Call `quiet_library_noise()` early in each process (it is idempotent).
 """
@@ -69,7 +69,7 @@ WARNING_FILTERS: tuple[WarningFilter, ...] = (
 
 
 # Logger name -> fragments of the unformatted messages dropped from that logger (not vLLM's:
-# those are `rollout.vllm_env.ROUTINE_MESSAGES`).
+# those are `runtime.vllm_env.ROUTINE_MESSAGES`).
 LOGGER_MESSAGES: dict[str, tuple[str, ...]] = {
     # torch looks for Triton kernels in every custom op vLLM registers; the CPU install removes
     # Triton on purpose (a CUDA build that breaks CPU imports, README "Install details").

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from rollout.log_filters import drop_logger_messages, quiet_library_noise
+from runtime.log_filters import drop_logger_messages, quiet_library_noise
 
 # Defaults measured on 2-core CPU machines (docs/ARCHITECTURE.md "Runtime settings"):
 # - in-process engine core: start-up ~5-10 s instead of ~17 s, and weights pass as tensors;
@@ -69,7 +69,7 @@ ROUTINE_MESSAGES: dict[str, tuple[str, ...]] = {
 
 def quiet_routine_vllm_messages() -> None:
     """Install (once per process) the filters that drop vLLM's routine lines, and the library
-    noise filters of `rollout.log_filters`."""
+    noise filters of `runtime.log_filters`."""
     quiet_library_noise()
     drop_logger_messages(ROUTINE_MESSAGES)
 
