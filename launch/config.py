@@ -70,6 +70,11 @@ class RolloutConfig:
     weight_bucket_mb: int = 256
     timeout_s: float = 300.0
     verify_sync: bool = True
+    # The colocated layout (verl's hybrid engine): each learner rank owns one rollout engine in
+    # its own process and hands it the new weights in place (no serialisation, nothing through
+    # the driver or the object store); rollout.num_workers must equal learner.num_ranks. False:
+    # the rollout engines are actors of their own (clusters: pools on their own devices).
+    colocate: bool = False
 
 
 @dataclass
@@ -109,6 +114,9 @@ class LearnerConfig:
     # recompute each layer in the backward instead of keeping its activations; ~1/3 more
     # learner compute for activation memory that no longer grows with depth (long videos).
     gradient_checkpointing: bool = False
+    # Torch / OpenMP threads of each rank's process (and of its rollout engine with
+    # rollout.colocate): ranks x threads should not exceed the cores the ranks get.
+    threads: int = 1
     # Limit of every call to the ranks (start-up, step, export, checkpoints); on expiry the
     # driver restarts the group from the last checkpoint (trainer.max_recoveries).
     timeout_s: float = 600.0
@@ -400,8 +408,28 @@ def validate_config(config: RunConfig) -> None:
     if config.teacher.backend == "remote" and not config.teacher.url:
         raise ConfigError("teacher.url is required when teacher.backend=remote")
     _check_objective(config)
+    _check_colocated_rollout(config)
     _check_fault(config)
     _check_placement(config)
+
+
+def _check_colocated_rollout(config: RunConfig) -> None:
+    """rollout.colocate: one engine per learner rank, and no setting of a rollout pool that the
+    layout does not start (its own CPUs / GPUs)."""
+    rollout, res = config.rollout, config.resources
+    if not rollout.colocate:
+        return
+    if rollout.num_workers != config.learner.num_ranks:
+        raise ConfigError(
+            f"rollout.colocate: each learner rank owns one rollout engine, so rollout.num_workers "
+            f"({rollout.num_workers}) must equal learner.num_ranks ({config.learner.num_ranks})"
+        )
+    if res.rollout_cpus or res.rollout_gpus:
+        raise ConfigError(
+            "rollout.colocate: the engines run inside the learner ranks, which hold "
+            "resources.learner_cpus / learner_gpus; resources.rollout_cpus / rollout_gpus "
+            f"({res.rollout_cpus} / {res.rollout_gpus}) would change nothing"
+        )
 
 
 def _check_placement(config: RunConfig) -> None:
@@ -438,6 +466,7 @@ def _range_checks(config: RunConfig) -> list[tuple[bool, str]]:
         (trainer.ppo_epochs >= 1, "trainer.ppo_epochs must be >= 1"),
         (trainer.ppo_mini_batches >= 1, "trainer.ppo_mini_batches must be >= 1"),
         (config.learner.micro_batch_size >= 1, "learner.micro_batch_size must be >= 1"),
+        (config.learner.threads >= 1, "learner.threads must be >= 1"),
         (config.learner.warmup_steps >= 0, "learner.warmup_steps must be >= 0"),
         (
             config.learner.schedule in SCHEDULES,

@@ -224,28 +224,16 @@ class Driver:
     def _start_actors(self) -> None:
         from transformers import AutoTokenizer
 
-        from rollout.engine_config import EngineConfig
-        from rollout.group import GroupConfig, RolloutGroup
+        from rollout.group import RolloutGroup
 
         cfg = self.config
         self.tokenizer = AutoTokenizer.from_pretrained(cfg.model.student)
-        self.rollout = RolloutGroup(
-            EngineConfig(
-                model=cfg.model.student,
-                engine=cfg.rollout.engine,
-                seed=cfg.trainer.seed,
-                max_model_len=cfg.rollout.max_model_len,
-                dtype=model_dtype(cfg),
-            ),
-            GroupConfig(
-                num_workers=cfg.rollout.num_workers,
-                cpus_per_worker=cfg.resources.rollout_cpus,
-                gpus_per_worker=cfg.resources.rollout_gpus,
-                sample_timeout_s=cfg.rollout.timeout_s,
-                bucket_bytes=cfg.rollout.weight_bucket_mb * 1024 * 1024,
-            ),
-            placement=self._placement_options("rollout"),
-        )
+        if not cfg.rollout.colocate:  # else: the engines start inside the learner ranks
+            self.rollout = RolloutGroup(
+                self._engine_config(),
+                self._rollout_group_config(),
+                placement=self._placement_options("rollout"),
+            )
         self.teacher = None
         if self.spec.teacher == "answers":  # sequence-level KD: the teacher generates answers
             self.teacher_answers = self._start_teacher_answers()
@@ -266,6 +254,46 @@ class Driver:
         self.reference = self._start_reference()
         self._startup_checks()
         self.learners = self._start_learners()
+        if cfg.rollout.colocate:
+            self.rollout = self._colocated_rollout()
+
+    def _engine_config(self) -> Any:
+        """The student's rollout engine settings (separate workers or colocated ranks)."""
+        from rollout.engine_config import EngineConfig
+
+        cfg = self.config
+        engine = EngineConfig(
+            model=cfg.model.student,
+            engine=cfg.rollout.engine,
+            seed=cfg.trainer.seed,
+            max_model_len=cfg.rollout.max_model_len,
+            dtype=model_dtype(cfg),
+        )
+        if cfg.rollout.colocate:  # the engine shares its rank's threads
+            engine = dataclasses.replace(engine, threads=cfg.learner.threads)
+        return engine
+
+    def _rollout_group_config(self) -> Any:
+        """How the driver talks to the rollout engines (timeouts, restarts, weight buckets)."""
+        from rollout.group import GroupConfig
+
+        cfg = self.config
+        return GroupConfig(
+            num_workers=cfg.rollout.num_workers,
+            cpus_per_worker=cfg.resources.rollout_cpus,
+            gpus_per_worker=cfg.resources.rollout_gpus,
+            sample_timeout_s=cfg.rollout.timeout_s,
+            bucket_bytes=cfg.rollout.weight_bucket_mb * 1024 * 1024,
+        )
+
+    def _colocated_rollout(self) -> Any:
+        """A rollout group over the learner ranks' own engines (rollout.colocate)."""
+        from rollout.group import RolloutGroup
+
+        return RolloutGroup(
+            self._engine_config(), self._rollout_group_config(), actors=self.learners.ranks
+        )
+
 
     def _start_teacher_answers(self) -> Any:
         """Generation engines on the teacher model (teacher.num_workers of them) and the cache
@@ -320,6 +348,7 @@ class Driver:
                 grad_clip=learner.grad_clip,
                 micro_batch_size=learner.micro_batch_size,
                 gradient_checkpointing=learner.gradient_checkpointing,
+                torch_threads=learner.threads,
                 freeze_vision=cfg.model.freeze_vision,
                 temperature=cfg.rollout.temperature,
                 seed=cfg.trainer.seed,
@@ -330,7 +359,19 @@ class Driver:
             num_gpus_per_rank=cfg.resources.learner_gpus,
             timeout_s=learner.timeout_s,
             placement=self._placement_options("learner"),
+            **self._hybrid_rank_options(),
         )
+
+    def _hybrid_rank_options(self) -> dict[str, Any]:
+        """The learner group's rank class and environment in the colocated layout (each rank
+        owns a rollout engine: trainer.hybrid), else nothing."""
+        if not self.config.rollout.colocate:
+            return {}
+        from rollout.worker import worker_env
+        from trainer.hybrid import HybridRank
+
+        engine = self._engine_config()
+        return {"rank_cls": HybridRank, "rank_args": (engine,), "env_vars": worker_env(engine)}
 
     def _colocated_teacher_settings(self) -> dict[str, Any]:
         """The learner settings of a co-located teacher (`teacher.colocate`), else none."""
@@ -421,6 +462,9 @@ class Driver:
         """Push the learner's weights into every rollout engine; optionally prove it by checksum."""
         from runtime.checksums import state_checksum
 
+        if self.config.rollout.colocate:
+            self._sync_colocated(version)
+            return
         buckets = self.learners.export_weights(self.config.rollout.weight_bucket_mb * 1024 * 1024)
         state = {name: tensor for bucket in buckets for name, tensor in bucket}
         self.rollout.update_weights(state, version=version)
@@ -432,6 +476,24 @@ class Driver:
                     f"weight sync v{version}: rollout checksums {found} != learner {expected}"
                 )
             self.last_sync_checksum = expected
+
+    def _sync_colocated(self, version: int) -> None:
+        """Colocated layout: every learner rank hands its weights to its own engine in place.
+        Verified (rollout.verify_sync) by every engine reporting `version` and one checksum: the
+        data-parallel ranks hold the same weights, so their engines must too."""
+        results = self.learners.sync_rollout(
+            version, self.config.rollout.weight_bucket_mb * 1024 * 1024
+        )
+        self.rollout.version = version
+        if self.config.rollout.verify_sync:
+            versions = [r.version for r in results]
+            checksums = [r.checksum for r in results]
+            if any(v != version for v in versions) or len(set(checksums)) != 1:
+                raise RuntimeError(
+                    f"weight sync v{version}: colocated engines report versions {versions} and "
+                    f"checksums {checksums}; expected version {version} and one checksum"
+                )
+            self.last_sync_checksum = checksums[0]
 
     def train_step(self, final: bool = False) -> dict[str, Any]:
         """Run one full step and return its ledger record (`final`: the last step of the run,
@@ -628,8 +690,6 @@ class Driver:
 
     def _train(self) -> dict[str, Any]:
         """The training loop of `run`."""
-        from trainer.learner_group import LearnerError
-
         cfg = self.config
         budget = cfg.trainer.budget_s
         bar = self._progress_bar()
@@ -643,7 +703,7 @@ class Driver:
                 break
             try:
                 last = self.train_step(final=final)
-            except LearnerError as exc:
+            except self._learner_failures() as exc:
                 self.recover(exc)  # rewinds self.step to the last checkpoint
                 bar.reset()
                 bar.update(self._bar_position() - bar.n)
@@ -688,8 +748,6 @@ class Driver:
         checkpoint (or start from the initial weights); the step, sampler, RNG, ledger and the
         rollout engines' weights are rewound with it, as `vopd train --resume` would. At most
         `trainer.max_recoveries` times per run; then a RuntimeError names the last failure."""
-        from trainer.learner_group import LearnerError
-
         limit = self.config.trainer.max_recoveries
         failed_step = self.step + 1
         while True:
@@ -708,6 +766,8 @@ class Driver:
                     # be within placement.timeout_s a PlacementError names the dead node(s).
                     self.placement.wait_ready()
                 self.learners = self._start_learners()
+                if self.config.rollout.colocate:  # the engines came back with their ranks
+                    self.rollout = self._colocated_rollout()
                 self._seed(self.config.trainer.seed)  # as a fresh process resuming would
                 if latest_checkpoint(self.out) is not None:
                     self._resume()
@@ -717,7 +777,7 @@ class Driver:
                     self.step, self.train_seconds = 0, 0.0
                     self._sync_weights(version=0)
                     self.ledger.truncate_after(0)
-            except LearnerError as exc:
+            except self._learner_failures() as exc:
                 error = exc
                 continue
             self.faults.log_event(
@@ -730,6 +790,14 @@ class Driver:
             )
             self._write_placement()  # the new ranks may run on other nodes
             return
+
+    def _learner_failures(self) -> tuple[type[Exception], ...]:
+        """The errors `recover` handles: a learner rank's, and with rollout.colocate also a
+        rollout engine's (it lives in a learner rank and cannot be restarted alone)."""
+        from rollout.group import RolloutError
+        from trainer.learner_group import LearnerError
+
+        return (LearnerError, RolloutError) if self.config.rollout.colocate else (LearnerError,)
 
     def shutdown(self) -> None:
         """Stop every actor group."""

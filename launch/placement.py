@@ -92,8 +92,9 @@ def run_pools(config: Any) -> list[PoolPlan]:
     kl_coef = float(config.trainer.objective_kwargs.get("kl_coef", 0.0) or 0.0)
     sizes: dict[str, tuple[int, float, float]] = {
         "learner": (config.learner.num_ranks, res.learner_cpus, res.learner_gpus),
-        "rollout": (config.rollout.num_workers, res.rollout_cpus, res.rollout_gpus),
     }
+    if not getattr(config.rollout, "colocate", False):  # else: the engines are in the learners
+        sizes["rollout"] = (config.rollout.num_workers, res.rollout_cpus, res.rollout_gpus)
     colocated = bool(getattr(config.teacher, "colocate", False))  # on the learner ranks
     if spec.teacher == "answers":  # generation engines on the teacher: rollout resources
         sizes["teacher"] = (config.teacher.num_workers, res.rollout_cpus, res.rollout_gpus)
@@ -153,6 +154,7 @@ def check_placement(config: Any) -> list[str]:
             why = {
                 "reference": "no KL penalty to a reference (objective_kwargs.kl_coef > 0)",
                 "teacher": "no teacher pool (no teacher signal, or teacher.colocate)",
+                "rollout": "no rollout pool (rollout.colocate: the engines are in the learners)",
             }.get(name, f"no {name} pool")
             problems.append(
                 f"{', '.join(settings)}: this run (objective {config.trainer.objective!r}) has "

@@ -108,11 +108,15 @@ class RolloutGroup:
         engine: EngineConfig,
         config: GroupConfig | None = None,
         placement: Sequence[Mapping[str, Any]] | None = None,
+        actors: Sequence[Any] | None = None,
     ) -> None:
         """Start the workers and wait (with `start_timeout_s`) until each engine is ready.
 
         placement: Ray actor options per worker (e.g. a placement-group scheduling strategy), one
-        mapping per worker; None: Ray's default scheduling.
+        mapping per worker; None: Ray's default scheduling. actors: drive these existing actors
+        instead of starting workers (the colocated layout's learner ranks, each owning an engine:
+        `trainer.hybrid`); the group then neither restarts nor kills them, and their weights
+        arrive from their own learner, not through `update_weights`.
         """
         self.engine_config = engine
         self.config = config or GroupConfig()
@@ -129,7 +133,14 @@ class RolloutGroup:
         self.in_flight: dict[int, float] = {}
         self._weight_refs: list[Any] = []
         self._actor_cls = ray.remote(RolloutWorker)
-        self.workers: list[Any] = [self._spawn(i) for i in range(self.config.num_workers)]
+        self.owns_workers = actors is None
+        if actors is not None and len(actors) != self.config.num_workers:
+            raise ValueError(f"{len(actors)} actors for {self.config.num_workers} workers")
+        self.workers: list[Any] = (
+            list(actors)
+            if actors is not None
+            else [self._spawn(i) for i in range(self.config.num_workers)]
+        )
         self.worker_info = self._wait_ready(list(range(self.config.num_workers)))
 
     # -- actors ---------------------------------------------------------------------------
@@ -162,7 +173,15 @@ class RolloutGroup:
         return infos
 
     def restart_worker(self, index: int, reason: str) -> None:
-        """Replace worker `index` by a fresh actor holding the current weights version."""
+        """Replace worker `index` by a fresh actor holding the current weights version.
+
+        An engine the group does not own (a colocated learner rank's) is not restarted: a
+        `RolloutError` names it and the reason (its learner group restarts with it)."""
+        if not self.owns_workers:
+            raise RolloutError(
+                f"rollout engine {index} lives in learner rank {index} (rollout.colocate) and "
+                f"cannot be restarted on its own: {reason}"
+            )
         log.warning("restarting rollout worker %d: %s", index, reason)
         with contextlib.suppress(Exception):
             ray.kill(self.workers[index], no_restart=True)
@@ -281,6 +300,11 @@ class RolloutGroup:
         """
         from rollout.weight_sync import bucket_state_dict
 
+        if not self.owns_workers:
+            raise RuntimeError(
+                "the engines of a colocated layout take their weights from their own learner "
+                "ranks (LearnerGroup.sync_rollout), not from update_weights"
+            )
         version = self.version + 1 if version is None else version
         buckets = bucket_state_dict(
             state_dict, version, self.config.bucket_bytes, self.config.skip_prefixes
@@ -323,7 +347,10 @@ class RolloutGroup:
         return out
 
     def shutdown(self) -> None:
-        """Kill every worker actor."""
+        """Kill every worker actor (actors the group does not own are left to their owner)."""
+        if not self.owns_workers:
+            self.workers = []
+            return
         for worker in self.workers:
             with contextlib.suppress(Exception):
                 ray.kill(worker, no_restart=True)

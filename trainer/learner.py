@@ -389,41 +389,59 @@ class Learner:
             if not name.startswith(tuple(skip_prefixes))
         ]
 
-    def iter_weight_buckets(
+    def weight_plan(
         self, bucket_bytes: int = 256 * 1024 * 1024, skip_prefixes: Sequence[str] = ()
-    ) -> Iterator[list[tuple[str, Any]]]:
-        """Full (gathered) weights in buckets of about `bucket_bytes`; rank 0 yields tensors.
-
-        Under ZeRO-3 each bucket's parameters are gathered together (a collective: every rank runs
-        this generator to the end); the other ranks yield empty buckets.
-        """
-        import deepspeed
-
+    ) -> list[list[tuple[str, Any]]]:
+        """The parameters in buckets of about `bucket_bytes` (full sizes under ZeRO-3), in the
+        module's order; the same plan on every rank."""
         params = self._named_parameters(skip_prefixes)
+        plan: list[list[tuple[str, Any]]] = []
         bucket: list[tuple[str, Any]] = []
         size = 0
-
-        def full_size(param: Any) -> int:
-            numel = getattr(param, "ds_numel", None) or param.numel()
-            return int(numel) * param.element_size()
-
-        def flush(group: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
-            tensors = [p for _, p in group]
-            if self.settings.zero_stage == 3:
-                with deepspeed.zero.GatheredParameters(tensors, modifier_rank=None):
-                    if self.rank == 0:
-                        return [(n, p.detach().clone().cpu()) for n, p in group]
-                    return []
-            return [(n, p.detach().clone().cpu()) for n, p in group] if self.rank == 0 else []
-
         for name, param in params:
             bucket.append((name, param))
-            size += full_size(param)
+            numel = getattr(param, "ds_numel", None) or param.numel()
+            size += int(numel) * param.element_size()
             if size >= bucket_bytes:
-                yield flush(bucket)
+                plan.append(bucket)
                 bucket, size = [], 0
         if bucket:
-            yield flush(bucket)
+            plan.append(bucket)
+        return plan
+
+    def iter_weight_buckets(
+        self,
+        bucket_bytes: int = 256 * 1024 * 1024,
+        skip_prefixes: Sequence[str] = (),
+        every_rank: bool = False,
+        copy: bool = True,
+    ) -> Iterator[list[tuple[str, Any]]]:
+        """Full (gathered) weights in buckets of about `bucket_bytes` (`weight_plan`).
+
+        Rank 0 yields tensors; the other ranks yield empty buckets unless `every_rank`. Under
+        ZeRO-3 each bucket's parameters are gathered together (a collective: every rank runs this
+        generator to the end). copy=False yields the live parameters (detached, no copy): valid
+        until the generator moves on (ZeRO-3 releases a gathered bucket then).
+        """
+        import contextlib
+
+        import deepspeed
+
+        def tensors(group: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+            if not (every_rank or self.rank == 0):
+                return []
+            if copy:
+                return [(n, p.detach().clone().cpu()) for n, p in group]
+            return [(n, p.detach()) for n, p in group]
+
+        for group in self.weight_plan(bucket_bytes, skip_prefixes):
+            gather = (
+                deepspeed.zero.GatheredParameters([p for _, p in group], modifier_rank=None)
+                if self.settings.zero_stage == 3
+                else contextlib.nullcontext()
+            )
+            with gather:
+                yield tensors(group)
 
     def export_weights(
         self, bucket_bytes: int = 256 * 1024 * 1024, skip_prefixes: Sequence[str] = ()

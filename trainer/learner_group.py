@@ -105,18 +105,28 @@ class LearnerGroup:
         resources: dict[str, float] | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         placement: Sequence[dict[str, Any]] | None = None,
+        rank_cls: type[LearnerRank] = LearnerRank,
+        rank_args: tuple[Any, ...] = (),
+        env_vars: dict[str, str] | None = None,
     ) -> None:
         """Start `world_size` ranks and form their process group at rank 0's node (module
         docstring). placement: Ray actor options per rank (e.g. its placement-group bundle);
-        None: Ray's default scheduling."""
+        None: Ray's default scheduling. rank_cls / rank_args: the rank actor's class and its
+        arguments after (rank, world_size, settings), e.g. `trainer.hybrid.HybridRank` and its
+        engine config; env_vars: the ranks' process environment."""
         import ray
 
         self.settings, self.world_size, self.timeout_s = settings, world_size, timeout_s
         if placement is not None and len(placement) != world_size:
             raise ValueError(f"placement has {len(placement)} entries for {world_size} ranks")
-        actor_cls = ray.remote(
-            num_cpus=num_cpus_per_rank, num_gpus=num_gpus_per_rank, resources=resources or {}
-        )(LearnerRank)
+        options: dict[str, Any] = {
+            "num_cpus": num_cpus_per_rank,
+            "num_gpus": num_gpus_per_rank,
+            "resources": resources or {},
+        }
+        if env_vars:
+            options["runtime_env"] = {"env_vars": dict(env_vars)}
+        actor_cls = ray.remote(**options)(rank_cls)
         self.rendezvous: dict[str, Any] = {}
         # The rendezvous port is free when picked but can be taken before rank 0 binds it (a
         # busy machine): then the ranks are started again on another port.
@@ -124,7 +134,7 @@ class LearnerGroup:
             port: Any = None
             self.ranks = [
                 actor_cls.options(**(placement[rank] if placement else {})).remote(
-                    rank, world_size, settings
+                    rank, world_size, settings, *rank_args
                 )
                 for rank in range(world_size)
             ]
@@ -233,6 +243,17 @@ class LearnerGroup:
             rank.export_weights.remote(bucket_bytes, tuple(skip_prefixes)) for rank in self.ranks
         ]
         return self._get(refs, "weight export")[0]
+
+    def sync_rollout(
+        self, version: int, bucket_bytes: int, skip_prefixes: Sequence[str] = ()
+    ) -> list[Any]:
+        """Colocated layout (`trainer.hybrid.HybridRank`): every rank hands its own weights to its
+        own engine in place; returns each rank's `WeightUpdateResult`, in rank order."""
+        refs = [
+            rank.sync_rollout.remote(version, bucket_bytes, tuple(skip_prefixes))
+            for rank in self.ranks
+        ]
+        return self._get(refs, "weight sync")
 
     def save_checkpoint(self, directory: str, client_state: dict[str, Any]) -> None:
         """Save every rank's DeepSpeed state under `directory`."""
