@@ -39,7 +39,9 @@ mIoU, median seconds per phase). Compare with one of our runs: benchmarks/compar
 TRL is an optional extra, not needed by the project or its CI:
     pip install -e '.[bench]'    (or: pip install -r requirements/bench.txt)
 
-Usage: .venv/bin/python benchmarks/trl_peer.py --out runs/trl_peer_seed0 --seed 0 --budget-s 300
+Usage: .venv/bin/python benchmarks/trl_peer.py --out runs/peer/seed0 --seed 0 --budget-s 300
+Threads: torch uses `--threads` (default: every core); on a machine busy with other work two
+threads thrash, and `--threads 1` is much faster (BENCHMARKS.md, "Single-process TRL peer").
 """
 
 from __future__ import annotations
