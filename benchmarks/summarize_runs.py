@@ -4,20 +4,77 @@ val mIoU curve, the final and best val mIoU, and the mean learner metrics.
 
 Usage: .venv/bin/python benchmarks/summarize_runs.py RUNS_DIR --out benchmarks/results/NAME
 (writes NAME.json beside NAME/ with the gzipped ledgers and configs).
+
+`eval_points` and `time_to_gain` (training seconds to reach a share of the teacher's gain over
+the student's start) also serve the single-process peer (benchmarks/trl_peer.py) and its
+comparison with our runs (benchmarks/compare_peer.py): one definition for both sides.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import itertools
 import json
 import shutil
+import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from launch.ledger import read_ledger
+
+# Shares of the teacher's gain over the student's start that `time_to_gain` reports.
+GAIN_FRACTIONS: tuple[float, ...] = (0.5, 0.8, 0.9)
+
+
+def eval_points(records: list[dict]) -> list[tuple[float, float]]:
+    """(training seconds, val mIoU) of every ledger record that holds a validation result."""
+    return [
+        (float(r.get("train_seconds", 0.0)), float(r["val"]["mIoU"]))
+        for r in records
+        if isinstance(r.get("val"), dict) and r["val"].get("mIoU") is not None
+    ]
+
+
+def median_times(records: list[dict]) -> dict[str, float]:
+    """Median seconds of every phase in the ledger records' "time" over the training steps
+    (step > 0; a phase over the steps that have it), and "train_step": the median training
+    seconds one step added to the clock (its "step" time less evaluation and checkpoints)."""
+    steps = [r for r in records if r.get("step", 0) > 0]
+    names = sorted({name for r in steps for name in r.get("time", {})})
+    out = {
+        name: round(statistics.median(r["time"][name] for r in steps if name in r["time"]), 4)
+        for name in names
+    }
+    clock = [0.0] + [float(r["train_seconds"]) for r in steps if "train_seconds" in r]
+    if len(clock) > 1:
+        out["train_step"] = round(statistics.median(b - a for a, b in itertools.pairwise(clock)), 4)
+    return out
+
+
+def gain_label(fraction: float) -> str:
+    """The key of one fraction in `time_to_gain`'s result ("50%" for 0.5)."""
+    return f"{round(fraction * 100):d}%"
+
+
+def time_to_gain(
+    points: list[tuple[float, float]],
+    start: float,
+    target: float,
+    fractions: tuple[float, ...] = GAIN_FRACTIONS,
+) -> dict[str, float | None]:
+    """Training seconds of the first eval point whose mIoU reaches start + f * (target - start),
+    per fraction f (None where no point reaches it). `target` must exceed `start`."""
+    if not target > start:
+        raise ValueError(f"the target mIoU {target} must exceed the start {start}")
+    ordered = sorted(points)
+    out: dict[str, float | None] = {}
+    for fraction in fractions:
+        level = start + fraction * (target - start)
+        out[gain_label(fraction)] = next((t for t, v in ordered if v >= level), None)
+    return out
 
 
 def summarise(run: Path) -> dict:
