@@ -607,6 +607,7 @@ class Driver:
         record["learner_mfu"] = mfu(flops, learner_s, self.peak_flops, cfg.learner.num_ranks)
         record["samples_seen"] = self.step * cfg.trainer.prompts_per_step
         record["load_avg_1m"] = os.getloadavg()[0]  # how busy the machine was (timings' context)
+        record["threads"] = self.thread_plan()  # and what the run itself asks of it
         record["weights_version"] = self.step
         if self.last_sync_checksum:
             record["sync_checksum"] = self.last_sync_checksum
@@ -865,10 +866,31 @@ class Driver:
         used = {row["node_id"] for rows in pools.values() for row in rows if row["node_id"]}
         return {
             "layout": self.config.placement.layout,
+            "rollout": "colocated" if self.config.rollout.colocate else "separate",
+            "threads": self.thread_plan(),
             "pools": pools,
             "rendezvous": dict(getattr(self.learners, "rendezvous", {}) or {}),
             "nodes": {node: nodes[node] for node in sorted(used) if node in nodes},
         }
+
+    def thread_plan(self) -> dict[str, Any]:
+        """Threads the run's processes use: per pool, its process count and torch / OpenMP
+        threads per process (colocated engines share their learner rank's), the total, and the
+        machine's cores (a total above the cores oversubscribes them)."""
+        cfg = self.config
+        plan: dict[str, Any] = {"learner": [cfg.learner.num_ranks, cfg.learner.threads]}
+        if self.rollout is not None and not cfg.rollout.colocate:
+            plan["rollout"] = [len(self.rollout.workers), self.rollout.engine_config.threads]
+        for name in ("teacher", "reference"):
+            pool = getattr(self, name)
+            if pool is not None:
+                plan[name] = [len(pool.workers), pool.config.torch_threads]
+        if self.teacher_answers is not None:
+            engines = self.teacher_answers.engines
+            plan["teacher"] = [len(engines.workers), engines.engine_config.threads]
+        plan["total"] = sum(count * threads for count, threads in plan.values())
+        plan["cores"] = os.cpu_count() or 0
+        return plan
 
     def _write_placement(self) -> None:
         """Write `placement_report()` to <out>/placement.json (atomically); a Ray state query

@@ -7,6 +7,7 @@ rank (the learner group restarts, engines included), and resumes exactly from a 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -72,13 +73,19 @@ def test_colocated_layout_equals_the_separate_one_survives_a_kill_and_resumes(
         assert a["sync_checksum"] == b["sync_checksum"]  # bitwise the same weights in the engines
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-5)
     assert resumed[-1]["time"].get("sync", 0.0) > 0.0
+    # What the run asks of the machine, per pool [processes, threads each]: no rollout pool of
+    # its own in the colocated layout.
+    assert separate[-1]["threads"]["rollout"] == [2, 1]
+    assert resumed[-1]["threads"]["learner"] == [2, 1] and "rollout" not in resumed[-1]["threads"]
+    placement = json.loads((cut / "placement.json").read_text())
+    assert placement["rollout"] == "colocated" and len(placement["pools"]["rollout"]) == 2
 
 
 def test_colocated_layout_refuses_settings_it_would_ignore(tmp_path: Path) -> None:
     base = [f"out_dir={tmp_path}", "rollout.colocate=true", "learner.num_ranks=2"]
     with pytest.raises(ConfigError, match=r"rollout.num_workers \(1\) must equal"):
         load_config("opd", [*base, "rollout.num_workers=1"])
-    with pytest.raises(ConfigError, match="resources.rollout_cpus"):
+    with pytest.raises(ConfigError, match=r"resources\.rollout_cpus"):
         load_config("opd", [*base, "rollout.num_workers=2", "resources.rollout_cpus=1"])
     config = load_config("opd", [*base, "rollout.num_workers=2", "learner.threads=2"])
     assert config.rollout.colocate and config.learner.threads == 2
