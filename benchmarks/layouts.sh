@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# One machine, three ways to run the demo's OPD loop (one run at a time, on an idle machine):
+#   separate  the demo's separate pools: 2 vLLM rollout workers, 2 teacher workers, 2 ZeRO-2 ranks,
+#             weights through the driver and the object store every step;
+#   colo2     the colocated layout: 2 learner ranks, each owning its vLLM engine and running the
+#             teacher's forward in process (rollout.colocate + teacher.colocate), 1 thread each;
+#   colo1     the same with 1 rank of 2 threads;
+#   peer      the single-process TRL peer (benchmarks/trl_peer.py; needs `pip install -e .[bench]`).
+# Usage (after `vopd prepare-demo`):
+#   bash benchmarks/layouts.sh steps  [OUT] [REPEATS]   # 40-step runs, REPEATS (3) per layout:
+#        step time per phase and its run-to-run spread (no evaluation)
+#   bash benchmarks/layouts.sh series [OUT] [SEED] [LAYOUTS]  # 300 s of training per layout with
+#        val evaluation every 25 steps (the peer: every 20 s), for time to 50/80/90% of the gain
+# then: .venv/bin/python benchmarks/layout_report.py OUT
+set -uo pipefail
+cd "$(dirname "$0")/.."
+MODE=${1:-steps}
+OUT=${2:-artifacts/layouts}
+mkdir -p "$OUT"
+D=artifacts/demo/data
+COMMON=(model.student=artifacts/demo/student model.teacher=artifacts/demo/teacher
+  "data.train=$D/train.json" "data.val=$D/val.json" "data.test=$D/test.json"
+  "data.video_root=$D/videos" checkpoint.every_steps=100000)
+declare -A LAYOUT=(
+  [separate]=""
+  [colo2]="rollout.colocate=true teacher.colocate=true rollout.num_workers=2 learner.num_ranks=2 learner.threads=1"
+  [colo1]="rollout.colocate=true teacher.colocate=true rollout.num_workers=1 learner.num_ranks=1 learner.threads=2"
+)
+run() {  # run NAME LAYOUT EXTRA...
+  local name=$1 layout=$2; shift 2
+  [ -f "$OUT/$name/summary.json" ] && return
+  rm -rf "${OUT:?}/$name"
+  echo "=== $name $(date +%T) load $(cut -d' ' -f1 /proc/loadavg)"
+  # shellcheck disable=SC2086
+  .venv/bin/vopd train launch/configs/demo_opd.yaml "out_dir=$OUT/$name" "${COMMON[@]}" \
+    ${LAYOUT[$layout]} "$@" > "$OUT/$name.log" 2>&1
+  echo "=== $name rc=$? $(date +%T)"
+}
+if [ "$MODE" = steps ]; then
+  REPEATS=${3:-3}
+  for r in $(seq 1 "$REPEATS"); do
+    for layout in separate colo2 colo1; do
+      run "steps_${layout}_r$r" "$layout" trainer.steps=40 trainer.budget_s=null \
+        eval.every_steps=100000 trainer.mismatch_every=0
+    done
+  done
+elif [ "$MODE" = series ]; then
+  SEED=${3:-0}
+  for layout in ${4:-separate colo2 peer}; do
+    if [ "$layout" = peer ]; then
+      [ -f "$OUT/series_peer_s$SEED/summary.json" ] && continue
+      echo "=== series_peer_s$SEED $(date +%T)"
+      .venv/bin/python benchmarks/trl_peer.py --out "$OUT/series_peer_s$SEED" --seed "$SEED" \
+        --budget-s 300 > "$OUT/series_peer_s$SEED.log" 2>&1
+      echo "=== series_peer_s$SEED rc=$? $(date +%T)"
+    else
+      run "series_${layout}_s$SEED" "$layout" trainer.seed="$SEED" trainer.budget_s=300 \
+        trainer.steps=100000 eval.every_steps=25
+    fi
+  done
+else
+  echo "usage: $0 steps|series [OUT] ..." >&2
+  exit 2
+fi

@@ -1,0 +1,44 @@
+"""The layouts benchmark's summary: per-run medians after warm-up, and the run-to-run spread."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks.layout_report import layout_steps, spread, step_summary
+
+
+def _record(step: int, seconds: float, load: float = 1.0) -> dict:
+    return {
+        "step": step,
+        "time": {"rollout": seconds / 2, "learner": seconds / 2, "eval": 9.0, "step": seconds},
+        "load_avg_1m": load,
+        "threads": {"learner": [1, 2], "total": 2, "cores": 2},
+    }
+
+
+def test_step_summary_leaves_out_warm_up_and_evaluation() -> None:
+    records = [_record(1, 5.0), _record(2, 5.0), _record(3, 1.0), _record(4, 1.2), _record(5, 1.4)]
+    summary = step_summary(records, warmup=2)
+    assert summary["steps"] == 3 and summary["median_step_s"] == pytest.approx(1.2)
+    assert set(summary["phases"]) == {"rollout", "learner"}  # eval is not a step phase
+    assert summary["threads"]["total"] == 2
+
+
+def test_spread_is_range_over_mean() -> None:
+    assert spread([1.0]) is None
+    assert spread([0.9, 1.0, 1.1]) == pytest.approx(0.2)
+
+
+def test_layout_steps_groups_repeats_by_layout(tmp_path: Path) -> None:
+    for name, seconds in (("steps_colo2_r1", 1.0), ("steps_colo2_r2", 1.1), ("other", 3.0)):
+        run = tmp_path / name
+        run.mkdir()
+        lines = [json.dumps(_record(step, seconds)) for step in range(1, 8)]
+        (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    layouts = layout_steps(tmp_path)
+    assert set(layouts) == {"colo2"}
+    assert layouts["colo2"]["median_step_s"] == pytest.approx(1.05)
+    assert layouts["colo2"]["spread"] == pytest.approx(0.1 / 1.05, abs=1e-3)
