@@ -259,16 +259,8 @@ class Driver:
 
     def _engine_config(self) -> Any:
         """The student's rollout engine settings (separate workers or colocated ranks)."""
-        from rollout.engine_config import EngineConfig
-
         cfg = self.config
-        engine = EngineConfig(
-            model=cfg.model.student,
-            engine=cfg.rollout.engine,
-            seed=cfg.trainer.seed,
-            max_model_len=cfg.rollout.max_model_len,
-            dtype=model_dtype(cfg),
-        )
+        engine = engine_config(cfg, cfg.model.student)
         if cfg.rollout.colocate:  # the engine shares its rank's threads
             engine = dataclasses.replace(engine, threads=cfg.learner.threads)
         return engine
@@ -991,6 +983,20 @@ def update_summary(updates: list[list[Any]]) -> dict[str, Any]:
     return out
 
 
+def engine_config(config: RunConfig, model: str) -> Any:
+    """A vLLM (or transformers) generation engine on `model` with the run's engine kind, seed,
+    context length and dtype."""
+    from rollout.engine_config import EngineConfig
+
+    return EngineConfig(
+        model=model,
+        engine=config.rollout.engine,
+        seed=config.trainer.seed,
+        max_model_len=config.rollout.max_model_len,
+        dtype=model_dtype(config),
+    )
+
+
 def model_dtype(config: RunConfig) -> str:
     """The inference engines' dtype: bfloat16 when the learners train in bf16, else float32."""
     return "bfloat16" if config.learner.precision == "bf16" else "float32"
@@ -1015,21 +1021,11 @@ def curriculum_engines(config: RunConfig) -> dict[str, Any]:
     """Where the curriculum's offline predictions run (issue 7): the teacher (and, for `vopd
     curriculum build`, the student) model on temporary rollout workers with the rollout workers'
     resources. In training the student predicts with the run's own rollout engines."""
-    from rollout.engine_config import EngineConfig
     from rollout.group import GroupConfig
 
-    def engine(model: str) -> EngineConfig:
-        return EngineConfig(
-            model=model,
-            engine=config.rollout.engine,
-            seed=config.trainer.seed,
-            max_model_len=config.rollout.max_model_len,
-            dtype=model_dtype(config),
-        )
-
     return {
-        "teacher_engine": engine(config.model.teacher),
-        "student_engine": engine(config.model.student),
+        "teacher_engine": engine_config(config, config.model.teacher),
+        "student_engine": engine_config(config, config.model.student),
         "group": GroupConfig(
             num_workers=config.curriculum.num_workers,
             cpus_per_worker=config.resources.rollout_cpus,
