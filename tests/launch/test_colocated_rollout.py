@@ -37,7 +37,6 @@ def _config(out: Path, data: Path, models: Path, steps: int, colocate: bool, **e
         "eval.max_new_tokens": "12",
         "checkpoint.every_steps": "2",
         "learner.micro_batch_size": "2",
-        "learner.zero_stage": "2",
         **extra,
     }
     return load_config("opd", [f"{k}={v}" for k, v in overrides.items()])
