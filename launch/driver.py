@@ -243,6 +243,7 @@ class Driver:
                 gpus_per_worker=cfg.resources.rollout_gpus,
                 sample_timeout_s=cfg.rollout.timeout_s,
                 bucket_bytes=cfg.rollout.weight_bucket_mb * 1024 * 1024,
+                transport=cfg.rollout.weight_transport,
             ),
             placement=self._placement_options("rollout"),
         )
@@ -418,14 +419,11 @@ class Driver:
 
     # ------------------------------------------------------------------ one step
     def _sync_weights(self, version: int) -> None:
-        """Push the learner's weights into every rollout engine; optionally prove it by checksum."""
-        from runtime.checksums import state_checksum
-
-        buckets = self.learners.export_weights(self.config.rollout.weight_bucket_mb * 1024 * 1024)
-        state = {name: tensor for bucket in buckets for name, tensor in bucket}
-        self.rollout.update_weights(state, version=version)
-        if self.config.rollout.verify_sync:
-            expected = state_checksum(state)
+        """Push the learner's weights into every rollout engine (through the transport
+        rollout.weight_transport names); optionally prove it by checksum."""
+        verify = self.config.rollout.verify_sync
+        expected, _ = self.rollout.sync_from(self.learners, version=version, checksum=verify)
+        if verify:
             found = self.rollout.checksums()
             if any(c != expected for c in found):
                 raise RuntimeError(
