@@ -68,6 +68,10 @@ class RolloutConfig:
     max_new_tokens: int = 32
     max_model_len: int = 2048
     weight_bucket_mb: int = 256
+    # How weights reach the engines after each step: "object_store" (exported to the driver,
+    # ray.put per bucket) or "collective" (learner rank 0 broadcasts them to the engines over a
+    # standalone process group: gloo on CPU, NCCL when the rollout workers have GPUs).
+    weight_transport: str = "object_store"
     timeout_s: float = 300.0
     verify_sync: bool = True
     # The colocated layout (verl's hybrid engine): each learner rank owns one rollout engine in
@@ -391,6 +395,10 @@ def validate_config(config: RunConfig) -> None:
         ),
         (0 < config.rollout.top_p <= 1, "rollout.top_p must be in (0, 1]"),
         (config.rollout.num_workers >= 1, "rollout.num_workers must be >= 1"),
+        (
+            config.rollout.weight_transport in ("object_store", "collective"),
+            "rollout.weight_transport must be 'object_store' or 'collective'",
+        ),
         (config.teacher.backend in ("vllm", "hf", "remote"), "teacher.backend: vllm|hf|remote"),
         (config.learner.num_ranks >= 1, "learner.num_ranks must be >= 1"),
         (config.learner.zero_stage in (0, 1, 2, 3), "learner.zero_stage must be 0-3"),
@@ -423,6 +431,11 @@ def _check_colocated_rollout(config: RunConfig) -> None:
         raise ConfigError(
             f"rollout.colocate: each learner rank owns one rollout engine, so rollout.num_workers "
             f"({rollout.num_workers}) must equal learner.num_ranks ({config.learner.num_ranks})"
+        )
+    if rollout.weight_transport != "object_store":
+        raise ConfigError(
+            f"rollout.colocate: each rank hands its weights to its own engine in place; "
+            f"rollout.weight_transport={rollout.weight_transport!r} would change nothing"
         )
     if res.rollout_cpus or res.rollout_gpus:
         raise ConfigError(

@@ -276,6 +276,7 @@ class Driver:
             gpus_per_worker=cfg.resources.rollout_gpus,
             sample_timeout_s=cfg.rollout.timeout_s,
             bucket_bytes=cfg.rollout.weight_bucket_mb * 1024 * 1024,
+            transport=cfg.rollout.weight_transport,
         )
 
     def _colocated_rollout(self) -> Any:
@@ -451,17 +452,15 @@ class Driver:
 
     # ------------------------------------------------------------------ one step
     def _sync_weights(self, version: int) -> None:
-        """Push the learner's weights into every rollout engine; optionally prove it by checksum."""
-        from runtime.checksums import state_checksum
-
+        """Push the learner's weights into every rollout engine (through the transport
+        rollout.weight_transport names, or in place in the colocated layout); optionally prove
+        it by checksum."""
         if self.config.rollout.colocate:
             self._sync_colocated(version)
             return
-        buckets = self.learners.export_weights(self.config.rollout.weight_bucket_mb * 1024 * 1024)
-        state = {name: tensor for bucket in buckets for name, tensor in bucket}
-        self.rollout.update_weights(state, version=version)
-        if self.config.rollout.verify_sync:
-            expected = state_checksum(state)
+        verify = self.config.rollout.verify_sync
+        expected, _ = self.rollout.sync_from(self.learners, version=version, checksum=verify)
+        if verify:
             found = self.rollout.checksums()
             if any(c != expected for c in found):
                 raise RuntimeError(

@@ -11,9 +11,16 @@
   duplicated because a shard's results are only taken from the call that completed. After
   `max_restarts` restarts of one shard the group raises `RolloutError` naming the worker and the
   last error.
-- Weight sync: buckets go through a transport (`rollout.weight_sync`); the group keeps the
-  references of the current version's buckets for replays. Frozen prefixes must stay the same
-  across updates (a restarted worker gets its frozen modules from the model directory).
+- Weight sync (`sync_from`, `rollout.weight_sync`): with the "object_store" transport the
+  learner's weights come to this process and go out as `ray.put` buckets; the group keeps the
+  references of the current version's buckets for replays. With "collective" the learner's rank
+  0 broadcasts them straight into the workers over a standalone process group (gloo on CPU,
+  NCCL when the workers have GPUs) and this process never holds a tensor. A restarted worker is
+  a new actor and cannot join the old group: it gets the current version from the same sender
+  over a fresh two-member group (sender + that worker), and the next update opens a new group
+  with all the workers. A sync that fails restarts the workers that died or hung and repeats
+  the whole broadcast over a new group (at most `max_restarts` times). Frozen prefixes must stay
+  the same across updates (a restarted worker gets its frozen modules from the model directory).
 - Placement: `placement` gives each worker its own Ray actor options (its placement-group bundle,
   `launch.placement`); a restarted worker gets its slot's options again, so it returns to its
   bundle (re-placed by Ray on a live node when the node it was on died).
@@ -33,8 +40,16 @@ import torch
 
 from rollout.batch import PromptSpec, RolloutBatch
 from rollout.engine_config import EngineConfig, SamplingConfig
-from rollout.weight_sync import DEFAULT_BUCKET_BYTES, WeightUpdateResult, make_transport
+from rollout.weight_sync import (
+    DEFAULT_BUCKET_BYTES,
+    CollectiveTransport,
+    WeightSender,
+    WeightUpdateResult,
+    make_transport,
+)
 from rollout.worker import RolloutWorker, worker_env
+from runtime.checksums import state_checksum
+from runtime.collective import default_backend
 from runtime.partition import balanced_split
 
 log = logging.getLogger(__name__)
@@ -57,7 +72,9 @@ class GroupConfig:
         replay) of one worker. sample_timeout_s: one worker's share of one `sample` call.
         update_timeout_s: one full weight update. control_timeout_s: small calls (checksum).
     max_restarts: restarts allowed per shard of one call (and per worker during an update).
-    bucket_bytes / skip_prefixes / transport: weight sync settings (`rollout.weight_sync`).
+    bucket_bytes / skip_prefixes / transport: weight sync settings (`rollout.weight_sync`;
+        transport "object_store" or "collective", whose backend is nccl when the workers have
+        GPUs, gloo otherwise).
     """
 
     num_workers: int = 2
@@ -125,7 +142,10 @@ class RolloutGroup:
                 f"placement has {len(placement)} entries for {self.config.num_workers} workers"
             )
         self.placement = [dict(p) for p in placement] if placement is not None else None
-        self.transport = make_transport(self.config.transport)
+        backend = default_backend(self.config.gpus_per_worker > 0)
+        self.transport = make_transport(self.config.transport, backend)
+        self._sender: WeightSender | None = None
+        self._sent_checksum = ""
         self.version = 0
         self.restarts = 0
         self.last_timings: dict[str, dict[str, float]] = {}
@@ -172,8 +192,9 @@ class RolloutGroup:
                 ) from exc
         return infos
 
-    def restart_worker(self, index: int, reason: str) -> None:
-        """Replace worker `index` by a fresh actor holding the current weights version.
+    def restart_worker(self, index: int, reason: str, replay: bool = True) -> None:
+        """Replace worker `index` by a fresh actor holding the current weights version (with
+        `replay=False` it keeps the model directory's weights: the caller sends them).
 
         An engine the group does not own (a colocated learner rank's) is not restarted: a
         `RolloutError` names it and the reason (its learner group restarts with it)."""
@@ -187,7 +208,9 @@ class RolloutGroup:
             ray.kill(self.workers[index], no_restart=True)
         self.workers[index] = self._spawn(index)
         (info,) = self._wait_ready([index])
-        if self._weight_refs:
+        if replay and isinstance(self.transport, CollectiveTransport) and self._sender:
+            info["weights_version"] = self._replay_collective(index)
+        elif replay and self._weight_refs:
             (result,) = self.transport.push(
                 [self.workers[index]], self._weight_refs, self.config.update_timeout_s
             )
@@ -305,6 +328,10 @@ class RolloutGroup:
                 "the engines of a colocated layout take their weights from their own learner "
                 "ranks (LearnerGroup.sync_rollout), not from update_weights"
             )
+        if isinstance(self.transport, CollectiveTransport):
+            raise RolloutError(
+                "the collective weight transport takes the weights from a sender: use sync_from"
+            )
         version = self.version + 1 if version is None else version
         buckets = bucket_state_dict(
             state_dict, version, self.config.bucket_bytes, self.config.skip_prefixes
@@ -320,6 +347,77 @@ class RolloutGroup:
                 result = WeightUpdateResult(version, checksum, 0.0, 0, 0)
             out.append(result)
         return out
+
+    def sync_from(
+        self, sender: WeightSender, version: int | None = None, checksum: bool = True
+    ) -> tuple[str, list[WeightUpdateResult]]:
+        """Bring every worker to the sender's current weights as `version` (default: current
+        + 1) through the configured transport; return the checksum of what the sender sent
+        ("" unless `checksum`) and each worker's result.
+
+        object_store: the weights are exported to this process and pushed (`update_weights`).
+        collective: the sender broadcasts them to the workers directly (module docstring).
+        """
+        version = self.version + 1 if version is None else version
+        if not isinstance(self.transport, CollectiveTransport):
+            buckets = sender.export_weights(self.config.bucket_bytes, self.config.skip_prefixes)
+            state = {name: tensor for bucket in buckets for name, tensor in bucket}
+            results = self.update_weights(state, version=version)
+            return (state_checksum(state) if checksum else ""), results
+        self._sender = sender
+        for attempt in range(self.config.max_restarts + 1):
+            sent, results = self.transport.sync(
+                sender,
+                self.workers,
+                version,
+                self.config.bucket_bytes,
+                self.config.skip_prefixes,
+                checksum,
+                self.config.update_timeout_s,
+            )
+            failed = {w: r for w, r in enumerate(results) if not isinstance(r, WeightUpdateResult)}
+            if not failed and not isinstance(sent, Exception):
+                self.version, self._sent_checksum = version, sent["checksum"]
+                return sent["checksum"], results
+            # Workers whose actor died or did not answer are restarted (without a replay: the
+            # next attempt sends them the weights); the others only lost the group.
+            gone = [w for w, r in failed.items() if _actor_gone(r)]
+            if isinstance(sent, Exception) and not gone:
+                raise sent  # the sender's own failure: its caller decides (learner recovery)
+            if attempt == self.config.max_restarts:
+                names = "; ".join(f"rollout worker {w}: {r!r}" for w, r in failed.items())
+                raise RolloutError(
+                    f"collective weight update to version {version} failed "
+                    f"{attempt + 1} times; {names or sent!r}"
+                )
+            for w in gone:
+                self.restart_worker(w, f"collective weight update failed: {failed[w]!r}", False)
+        raise AssertionError("unreachable")
+
+    def _replay_collective(self, index: int) -> int:
+        """Send the current version to restarted worker `index` alone, from the last sender,
+        over a new two-member group; return the version it holds."""
+        assert self._sender is not None
+        sent, (result,) = self.transport.sync(
+            self._sender,
+            [self.workers[index]],
+            self.version,
+            self.config.bucket_bytes,
+            self.config.skip_prefixes,
+            bool(self._sent_checksum),
+            self.config.update_timeout_s,
+        )
+        problem = ""
+        if isinstance(sent, Exception) or not isinstance(result, WeightUpdateResult):
+            problem = f"{sent!r}; {result!r}"
+        elif self._sent_checksum and sent["checksum"] != self._sent_checksum:
+            problem = "the sender's weights changed since that version was sent"
+        if problem:
+            raise RolloutError(
+                f"restarted rollout worker {index} could not reload weights version "
+                f"{self.version} over the collective group: {problem}"
+            )
+        return result.version
 
     def checksums(self) -> list[str]:
         """Each worker's weights checksum."""
@@ -355,3 +453,11 @@ class RolloutGroup:
             with contextlib.suppress(Exception):
                 ray.kill(worker, no_restart=True)
         self.workers = []
+
+
+def _actor_gone(error: Any) -> bool:
+    """Whether a failed call means its worker is dead or stuck (restart it) rather than that
+    it only lost its weight group."""
+    from ray.exceptions import GetTimeoutError, RayActorError
+
+    return isinstance(error, RayActorError | GetTimeoutError)

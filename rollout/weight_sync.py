@@ -23,8 +23,27 @@ engine's `checksum()` exactly when the engine received the same tensors. (It can
 weights: vLLM's CPU backend repacks linear weights into kernel layouts; the greedy-equality tests
 prove the load itself.)
 
-Transports: `ObjectStoreTransport` (Ray object store; CPU and any GPU cluster) is what runs here.
-`NcclBroadcastTransport` is the GPU path behind the same interface; see its docstring.
+Transports (`rollout.weight_transport`, chosen by `RolloutGroup.sync_from`):
+
+- `ObjectStoreTransport` ("object_store", the default): the learner's weights are exported to the
+  driver (`WeightSender.export_weights`), bucketed there, `ray.put` once per bucket and pulled by
+  every worker (`RolloutWorker.update_weights`). The group keeps the references to replay the
+  current version into a restarted worker.
+- `CollectiveTransport` ("collective"): learner rank 0 streams the weights straight into the
+  engines over a standalone process group (`runtime.collective`: rank 0 = the learner, ranks
+  1..R = the rollout workers; its own TCPStore, never the default group). Per update the driver
+  only starts both sides with the version: every worker's `receive_weights(version, address)`
+  and every learner rank's `broadcast_weights` (all ranks take part in the ZeRO-3 gathers, rank
+  0 sends). Rank 0 broadcasts the plan (names, dtypes, shapes per bucket) and then one flat
+  buffer per bucket; each worker unpacks views into a `WeightBucket` and loads it through the
+  same `update_weights` path, so the in-place load, the bucket protocol and the checksums are
+  the object-store path's. Rank 0 returns the checksum of what it sent. The driver holds no
+  tensor and the object store carries no weight. Backend: gloo when the rollout workers have no
+  GPU (what ran here), NCCL when they have (written, never run: no GPU was lent).
+  Faults: every wait has the update timeout; a restarted worker (a new actor) cannot join the
+  old group: it gets the current version alone over a new two-member group with the same
+  sender, and the next update opens a new group with every worker; a failed update restarts the
+  workers that died or hung and repeats the broadcast over a new group.
 """
 
 from __future__ import annotations
@@ -33,7 +52,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -209,21 +228,55 @@ class WeightTracker:
         return checksum_of_digests({**self._base, **self._loaded})
 
 
+class WeightSender(Protocol):
+    """The learner side of a weight sync (implemented by `trainer.learner_group.LearnerGroup`).
+
+    `export_weights` hands the full weights to the caller (the object-store path);
+    `open_weight_group` + `broadcast_weights` stream them to the engines without the caller
+    ever holding them (the collective path, `runtime.collective`).
+    """
+
+    def export_weights(
+        self, bucket_bytes: int, skip_prefixes: Sequence[str]
+    ) -> list[list[tuple[str, torch.Tensor]]]:
+        """The full weights as buckets of (name, tensor) pairs."""
+        ...
+
+    def open_weight_group(self, world_size: int, backend: str, timeout_s: float) -> dict[str, Any]:
+        """Open a new broadcast group (sender = member 0); return its address."""
+        ...
+
+    def broadcast_weights(
+        self, version: int, bucket_bytes: int, skip_prefixes: Sequence[str], checksum: bool
+    ) -> dict[str, Any]:
+        """Send the full weights as update `version` to the open group; report what was sent."""
+        ...
+
+
 class ObjectStoreTransport:
     """Push buckets through Ray's object store: each bucket is `ray.put` once and every worker
     gets the same reference (zero-copy reads on a node), one remote call per bucket per worker.
 
     Works on CPU and GPU clusters. `put(buckets)` returns the references so that a caller (the
     rollout group) can keep them and replay the current version into a restarted worker.
+    `bytes_put` counts the tensor bytes stored so far.
     """
 
     name = "object_store"
+
+    def __init__(self) -> None:
+        """No bytes stored yet."""
+        self.bytes_put = 0
 
     def put(self, buckets: Iterable[WeightBucket]) -> list[Any]:
         """Store the buckets in the object store; return their references in order."""
         import ray
 
-        return [ray.put(bucket) for bucket in buckets]
+        refs = []
+        for bucket in buckets:
+            refs.append(ray.put(bucket))
+            self.bytes_put += bucket.nbytes
+        return refs
 
     def push(self, actors: Sequence[Any], refs: Sequence[Any], timeout_s: float) -> list[Any]:
         """Send every bucket reference to every actor, in order.
@@ -246,50 +299,83 @@ class ObjectStoreTransport:
         return results
 
 
-class NcclBroadcastTransport:
-    """GPU weight sync by NCCL broadcast from learner rank 0 into every vLLM engine (design).
+class CollectiveTransport:
+    """Stream weights from learner rank 0 straight into the engines over a standalone process
+    group (`runtime.collective.WeightGroup`: gloo on CPU, NCCL on CUDA); the caller only
+    orchestrates and never holds a tensor, and nothing goes through the object store.
 
-    Same role as `ObjectStoreTransport`: buckets of the same size, the same versioned bucket
-    protocol and the same engine-side in-place load; only the bytes move over NCCL instead of the
-    object store. The intended implementation uses vLLM's weight-transfer engine (a
-    `StatelessProcessGroup` + `PyNcclCommunicator` spanning the learner's rank 0 and every engine
-    worker): the driver sends each engine the bucket's (names, dtypes, shapes) as a small control
-    message, the learner broadcasts one flat buffer per bucket, and each engine's workers unpack
-    views of it into `WeightBucket` tensors and load them exactly as on CPU.
-
-    NOT EXERCISED: no GPU was lent while this was written, so this path has never run. On a
-    machine without CUDA it refuses to start with a clear error; use `ObjectStoreTransport`.
+    Members: the sender (rank 0) and the given actors (ranks 1..R, in order). The group is
+    opened on the first `sync` and kept while the members stay the same; any other member list
+    (a restarted worker is a new actor: it cannot join the old group; a new sender, e.g. learners
+    restarted after a failure) or a failed sync opens a new group with all the given members.
+    `bytes_sent` counts the bytes broadcast so far, `groups_opened` the groups formed.
     """
 
-    name = "nccl"
+    name = "collective"
 
-    def __init__(self) -> None:
-        """Refuse to build without CUDA GPUs (there is no NCCL on CPU)."""
-        if not torch.cuda.is_available():
-            raise RuntimeError(
-                "NcclBroadcastTransport needs CUDA GPUs and NCCL; this machine has none. "
-                "Use ObjectStoreTransport (weight_sync.transport='object_store') on CPU."
-            )
+    def __init__(self, backend: str = "gloo") -> None:
+        """Use process-group backend `backend` ("gloo" or "nccl")."""
+        if backend not in ("gloo", "nccl"):
+            raise ValueError(f"unknown collective backend {backend!r}; choose 'gloo' or 'nccl'")
+        self.backend = backend
+        self.address: dict[str, Any] | None = None
+        self.members: tuple[Any, ...] = ()
+        self.sender: WeightSender | None = None
+        self.groups_opened = 0
+        self.bytes_sent = 0
 
-    def put(self, buckets: Iterable[WeightBucket]) -> list[Any]:
-        """Not implemented: the GPU path has not been exercised (see the class docstring)."""
-        raise NotImplementedError(
-            "NCCL weight broadcast is designed but not implemented/exercised: no GPU was lent. "
-            "Use ObjectStoreTransport."
-        )
+    def sync(
+        self,
+        sender: WeightSender,
+        actors: Sequence[Any],
+        version: int,
+        bucket_bytes: int,
+        skip_prefixes: Sequence[str],
+        checksum: bool,
+        timeout_s: float,
+    ) -> tuple[Any, list[Any]]:
+        """One update: every actor's `receive_weights` and the sender's `broadcast_weights`,
+        concurrently (within one `timeout_s`).
 
-    def push(self, actors: Sequence[Any], refs: Sequence[Any], timeout_s: float) -> list[Any]:
-        """Not implemented: the GPU path has not been exercised (see the class docstring)."""
-        raise NotImplementedError(
-            "NCCL weight broadcast is designed but not implemented/exercised: no GPU was lent. "
-            "Use ObjectStoreTransport."
-        )
+        Returns the sender's report (or the exception it raised) and, per actor, its
+        `WeightUpdateResult` or the exception its call raised; after any failure the group is
+        dropped (the next sync opens a new one).
+        """
+        import ray
+
+        members = tuple(actor._actor_id for actor in actors)
+        if self.address is None or members != self.members or sender is not self.sender:
+            self.address = sender.open_weight_group(len(actors) + 1, self.backend, timeout_s)
+            self.members, self.sender = members, sender
+            self.groups_opened += 1
+        deadline = time.monotonic() + timeout_s
+        refs = [
+            actor.receive_weights.remote(version, {**self.address, "rank": rank})
+            for rank, actor in enumerate(actors, start=1)
+        ]
+        sent: Any
+        try:
+            sent = sender.broadcast_weights(version, bucket_bytes, tuple(skip_prefixes), checksum)
+            self.bytes_sent += int(sent.get("bytes", 0))
+        except Exception as exc:
+            sent = exc
+        results: list[Any] = []
+        for ref in refs:
+            try:
+                results.append(ray.get(ref, timeout=max(0.1, deadline - time.monotonic())))
+            except Exception as exc:
+                results.append(exc)
+        if isinstance(sent, Exception) or any(
+            not isinstance(r, WeightUpdateResult) for r in results
+        ):
+            self.address = None
+        return sent, results
 
 
-def make_transport(name: str) -> ObjectStoreTransport | NcclBroadcastTransport:
-    """Build a weight transport by name: "object_store" or "nccl"."""
+def make_transport(name: str, backend: str = "gloo") -> ObjectStoreTransport | CollectiveTransport:
+    """Build a weight transport by name: "object_store" or "collective" (over `backend`)."""
     if name == "object_store":
         return ObjectStoreTransport()
-    if name == "nccl":
-        return NcclBroadcastTransport()
-    raise ValueError(f"unknown weight transport {name!r}; choose 'object_store' or 'nccl'")
+    if name == "collective":
+        return CollectiveTransport(backend)
+    raise ValueError(f"unknown weight transport {name!r}; choose 'object_store' or 'collective'")

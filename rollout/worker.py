@@ -84,6 +84,55 @@ class RolloutWorker:
         """Load one weight bucket in place (see `rollout.weight_sync`)."""
         return self.engine.update_weights(bucket)
 
+    def receive_weights(self, version: int, address: dict[str, Any]) -> WeightUpdateResult:
+        """Take part in one collective weight update as member `address["rank"]` of the group at
+        `address` (joined on first use; another address, e.g. a new `group_id`, replaces the old
+        group): receive the
+        plan and every bucket, and load each through `update_weights` (`runtime.collective`).
+
+        A failure (a peer gone, a timeout, a plan for another version) leaves the group and
+        raises a RuntimeError naming this worker."""
+        from runtime.collective import UpdatePlan, WeightGroup
+
+        name = f"rollout worker {self.worker_index}"
+        group = getattr(self, "_weight_group", None)
+        try:
+            if group is None or address != getattr(self, "_weight_address", None):
+                if group is not None:
+                    group.close()
+                self._weight_group = group = None
+                group = WeightGroup(
+                    address["host"],
+                    int(address["port"]),
+                    int(address["rank"]),
+                    int(address["world_size"]),
+                    address["backend"],
+                    float(address["timeout_s"]),
+                    name=name,
+                )
+                self._weight_group, self._weight_address = group, dict(address)
+
+            def load(plan: UpdatePlan, index: int, names: list[str], tensors: list[Any]) -> Any:
+                if plan.version != version:
+                    raise RuntimeError(f"the sender broadcasts version {plan.version}")
+                bucket = WeightBucket(plan.version, index, plan.total, names, tensors)
+                return self.engine.update_weights(bucket)
+
+            _, result = group.receive_update(load)
+        except Exception as exc:
+            if group is not None:
+                group.close()
+            self._weight_group = None
+            tracker = getattr(self.engine, "tracker", None)
+            if tracker is not None and tracker.in_update:
+                tracker.abort()
+            raise RuntimeError(
+                f"{name}: collective weight update to version {version} failed: {exc}"
+            ) from exc
+        if not isinstance(result, WeightUpdateResult):
+            raise RuntimeError(f"{name}: collective update to version {version} did not finish")
+        return result
+
     def checksum(self) -> str:
         """Checksum of the weights the engine holds."""
         return self.engine.checksum()

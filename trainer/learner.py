@@ -17,6 +17,7 @@ import math
 import os
 import random
 import time
+import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -448,6 +449,96 @@ class Learner:
     ) -> list[list[tuple[str, Any]]]:
         """All weight buckets at once (rank 0: tensors; other ranks: empty lists)."""
         return list(self.iter_weight_buckets(bucket_bytes, skip_prefixes))
+
+    # ------------------------------------------------------------------ collective sync
+    def open_weight_group(self, world_size: int, backend: str, timeout_s: float) -> dict[str, Any]:
+        """(rank 0) Open a new weight-broadcast group of `world_size` members (this rank is
+        member 0; any earlier group is left) and return its address for the receivers.
+
+        The group forms inside the next `broadcast_weights` (runtime.collective)."""
+        import ray
+
+        from runtime.collective import open_store
+
+        if self.rank != 0:
+            raise RuntimeError(f"learner rank {self.rank}: only rank 0 sends weights")
+        self.close_weight_group()
+        host = ray.util.get_node_ip_address()
+        store = open_store(host, world_size, timeout_s)
+        self._weight_store = store
+        self._weight_address = {
+            "host": host,
+            "port": int(store.port),
+            "world_size": world_size,
+            "backend": backend,
+            "timeout_s": timeout_s,
+            "group_id": uuid.uuid4().hex,  # a port can come back: this names the group
+        }
+        return dict(self._weight_address)
+
+    def close_weight_group(self) -> None:
+        """(rank 0) Leave the weight-broadcast group, if any."""
+        group = getattr(self, "_weight_group", None)
+        if group is not None:
+            group.close()
+        self._weight_group = None
+        self._weight_store = None
+        self._weight_address: dict[str, Any] | None = None
+
+    def broadcast_weights(
+        self,
+        version: int,
+        bucket_bytes: int = 256 * 1024 * 1024,
+        skip_prefixes: Sequence[str] = (),
+        checksum: bool = True,
+    ) -> dict[str, Any] | None:
+        """Broadcast the full weights, as update `version`, to the group `open_weight_group`
+        opened; every rank must call it (ZeRO-3 gathers each bucket), rank 0 sends.
+
+        Rank 0 returns {"checksum": `state_checksum` of the weights sent ("" unless
+        `checksum`), "bytes", "buckets", "seconds"}; the other ranks return None. If sending
+        fails, rank 0 still takes part in every gather, leaves the group, then raises.
+        """
+        from runtime.collective import TensorSpec, UpdatePlan, WeightGroup
+
+        groups = self.weight_plan(bucket_bytes, skip_prefixes)
+        if self.rank != 0:
+            for _ in self.iter_weight_buckets(bucket_bytes, skip_prefixes):
+                pass
+            return None
+        plan = UpdatePlan.build(
+            version,
+            [
+                [
+                    TensorSpec.of(n, p, p.ds_shape if hasattr(p, "ds_shape") else None)
+                    for n, p in group
+                ]
+                for group in groups
+            ],
+        )
+        gathered = self.iter_weight_buckets(bucket_bytes, skip_prefixes)
+        try:
+            address = getattr(self, "_weight_address", None)
+            if address is None:
+                raise RuntimeError("learner rank 0: broadcast_weights before open_weight_group")
+            if self._weight_group is None:
+                self._weight_group = WeightGroup(
+                    address["host"],
+                    address["port"],
+                    0,
+                    address["world_size"],
+                    address["backend"],
+                    address["timeout_s"],
+                    name="learner rank 0",
+                    store=self._weight_store,
+                )
+            tensors = ([t for _, t in bucket] for bucket in gathered)
+            return self._weight_group.send_update(plan, tensors, checksum)
+        except BaseException:
+            for _ in gathered:  # the other ranks are gathering: take part to the end
+                pass
+            self.close_weight_group()
+            raise
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, directory: str, client_state: dict[str, Any]) -> None:

@@ -255,6 +255,26 @@ class LearnerGroup:
         ]
         return self._get(refs, "weight sync")
 
+    def open_weight_group(self, world_size: int, backend: str, timeout_s: float) -> dict[str, Any]:
+        """Open a new weight-broadcast group on rank 0 (its member 0); return its address."""
+        ref = self.ranks[0].open_weight_group.remote(world_size, backend, timeout_s)
+        return self._get([ref], "weight group")[0]
+
+    def broadcast_weights(
+        self,
+        version: int,
+        bucket_bytes: int = 256 * 1024 * 1024,
+        skip_prefixes: Sequence[str] = (),
+        checksum: bool = True,
+    ) -> dict[str, Any]:
+        """Broadcast the full weights from rank 0 to the open weight group (every rank takes
+        part in the gather); return rank 0's report (checksum of what it sent, bytes, ...)."""
+        refs = [
+            rank.broadcast_weights.remote(version, bucket_bytes, tuple(skip_prefixes), checksum)
+            for rank in self.ranks
+        ]
+        return self._get(refs, "weight broadcast")[0]
+
     def save_checkpoint(self, directory: str, client_state: dict[str, Any]) -> None:
         """Save every rank's DeepSpeed state under `directory`."""
         self._get([r.save_checkpoint.remote(directory, client_state) for r in self.ranks], "save")

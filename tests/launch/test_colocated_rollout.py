@@ -84,6 +84,8 @@ def test_colocated_layout_refuses_settings_it_would_ignore(tmp_path: Path) -> No
     base = [f"out_dir={tmp_path}", "rollout.colocate=true", "learner.num_ranks=2"]
     with pytest.raises(ConfigError, match=r"rollout.num_workers \(1\) must equal"):
         load_config("opd", [*base, "rollout.num_workers=1"])
+    with pytest.raises(ConfigError, match=r"rollout\.weight_transport='collective'"):
+        load_config("opd", [*base, "rollout.num_workers=2", "rollout.weight_transport=collective"])
     with pytest.raises(ConfigError, match=r"resources\.rollout_cpus"):
         load_config("opd", [*base, "rollout.num_workers=2", "resources.rollout_cpus=1"])
     config = load_config("opd", [*base, "rollout.num_workers=2", "learner.threads=2"])

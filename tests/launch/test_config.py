@@ -39,6 +39,14 @@ def test_bad_values_are_named() -> None:
         load_config(None, ["learner.schedule=linear"])
     with pytest.raises(ConfigError, match=r"learner\.min_lr_ratio must be in \[0, 1\]"):
         load_config(None, ["learner.min_lr_ratio=2"])
+    with pytest.raises(ConfigError, match=r"rollout\.weight_transport must be 'object_store' or"):
+        load_config(None, ["rollout.weight_transport=nccl"])
+
+
+def test_weight_transport_defaults_to_the_object_store_and_accepts_collective() -> None:
+    assert load_config(None, []).rollout.weight_transport == "object_store"
+    config = load_config(None, ["rollout.weight_transport=collective"])
+    assert config.rollout.weight_transport == "collective"
 
 
 def test_unknown_preset_lists_known_ones() -> None:

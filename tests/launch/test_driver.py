@@ -314,3 +314,40 @@ def test_a_colocated_teacher_gives_the_same_step_as_the_teacher_pool(
     assert colocated["learner"]["reverse_kl"] == pytest.approx(
         pool["learner"]["reverse_kl"], rel=1e-3
     )
+
+
+@pytest.mark.timeout(900)  # two runs
+def test_collective_weight_sync_bypasses_the_driver_and_syncs_the_same_weights(
+    tmp_path: Path, loop_data: Path, tiny_models_dir: Path, ray_session, monkeypatch
+) -> None:
+    from launch.driver import Driver
+    from rollout.weight_sync import CollectiveTransport, ObjectStoreTransport
+    from trainer.learner_group import LearnerGroup
+
+    store = _run(_config("opd", tmp_path / "store", loop_data, tiny_models_dir, steps=1))
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("rollout.weight_transport=collective exported weights to the driver")
+
+    monkeypatch.setattr(LearnerGroup, "export_weights", no_export)
+    config = _config(
+        "opd",
+        tmp_path / "collective",
+        loop_data,
+        tiny_models_dir,
+        steps=1,
+        **{"rollout.weight_transport": "collective"},
+    )
+    driver = Driver(config)
+    try:
+        driver.run()
+        transport = driver.rollout.transport
+        assert isinstance(transport, CollectiveTransport) and transport.backend == "gloo"
+        assert transport.bytes_sent > 0 and transport.groups_opened == 1
+        assert not isinstance(transport, ObjectStoreTransport)
+    finally:
+        driver.shutdown()
+    collective = read_ledger(Path(config.out_dir) / "metrics.jsonl")
+    assert [r["step"] for r in collective] == [1]
+    assert collective[0]["sync_checksum"] == store[0]["sync_checksum"]  # the same weights
+    assert collective[0]["loss"] == pytest.approx(store[0]["loss"], rel=1e-4, abs=1e-5)

@@ -8,7 +8,6 @@ import torch
 from rollout.batch import PromptSpec
 from rollout.group import expected_tokens
 from rollout.weight_sync import (
-    NcclBroadcastTransport,
     WeightBucket,
     WeightTracker,
     bucket_state_dict,
@@ -86,14 +85,19 @@ def test_tracker_enforces_bucket_order_and_version(tmp_path) -> None:
     assert tracker.checksum() == state_checksum({**state, "model.layers.0.w": torch.zeros(1000)})
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU refusal")
-def test_nccl_transport_refuses_clearly_on_cpu() -> None:
-    with pytest.raises(RuntimeError, match="needs CUDA GPUs"):
-        NcclBroadcastTransport()
-    with pytest.raises(RuntimeError, match="needs CUDA GPUs"):
+def test_make_transport_builds_each_accepted_name_and_refuses_others() -> None:
+    from rollout.weight_sync import CollectiveTransport, ObjectStoreTransport
+
+    assert isinstance(make_transport("object_store"), ObjectStoreTransport)
+    collective = make_transport("collective", "nccl")  # built anywhere; the group needs CUDA
+    assert isinstance(collective, CollectiveTransport) and collective.backend == "nccl"
+    assert make_transport("collective").backend == "gloo"
+    with pytest.raises(ValueError, match="unknown weight transport 'nccl'"):
         make_transport("nccl")
     with pytest.raises(ValueError, match="unknown weight transport"):
         make_transport("carrier-pigeon")
+    with pytest.raises(ValueError, match="unknown collective backend"):
+        make_transport("collective", "mpi")
 
 
 def test_balanced_split_covers_every_item_once_and_balances_tokens() -> None:
