@@ -95,6 +95,12 @@ class TeacherConfig:
     # position is shipped (the exact reverse KL without V values per position on the wire), at
     # the cost of the teacher's weights and forward on each rank (TRL's GKD layout).
     colocate: bool = False
+    # Streaming scoring: each rollout worker's shard goes to the teacher pool as soon as it is
+    # sampled, so the teacher scores while the other shards still sample (same batch, same
+    # values; needs rollout.num_workers >= 2 to overlap anything). The ledger's teacher_busy_s /
+    # teacher_overlap_s say how much was hidden. Off by default: on a 2-core machine the teacher
+    # and the rollout share the cores (BENCHMARKS.md, "Streaming teacher scoring").
+    stream: bool = False
 
 
 @dataclass
@@ -537,6 +543,18 @@ def _check_objective(config: RunConfig) -> None:
             )
         if config.teacher.backend == "remote":
             raise ConfigError("teacher.colocate: a remote teacher cannot run on the learner ranks")
+    if config.teacher.stream:
+        if spec.teacher not in ("sampled", "topk", "full") or config.teacher.colocate:
+            raise ConfigError(
+                f"teacher.stream: objective {spec.name!r} with teacher.colocate="
+                f"{config.teacher.colocate} has no teacher pool scoring the rollout; nothing "
+                "to stream"
+            )
+        if spec.ground_truth != "none":
+            raise ConfigError(
+                f"teacher.stream: objective {spec.name!r} adds ground-truth rows after the "
+                "rollout; they cannot be scored while it samples"
+            )
     if spec.samples and config.rollout.n < spec.min_group_size:
         raise ConfigError(
             f"objective {spec.name!r} learns from groups of >= {spec.min_group_size} sampled "

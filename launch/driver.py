@@ -504,6 +504,13 @@ class Driver:
         indices = self.sampler.next_indices(cfg.trainer.prompts_per_step)
         prompts = [self.train_prompts[i] for i in indices]
         teacher_tokens = 0
+        rollout_end = 0.0
+        # teacher.stream: each finished rollout shard is scored while the others still sample.
+        stream = None
+        if self.teacher is not None and cfg.teacher.stream and self.spec.samples:
+            from teacher_server.stream import TeacherStream
+
+            stream = TeacherStream(self.teacher, prompts)
         if self.teacher_answers is not None:  # sequence-level KD: the teacher's answers
             with self.timer.phase("teacher"):
                 answers = self.teacher_answers.answers_for(prompts, self.step)
@@ -516,6 +523,8 @@ class Driver:
                 batch, self.tokenizer, self.tokenizer.eos_token_id, require_samples=False
             )
         else:
+            if stream is not None:  # the teacher phase starts with the first finished shard
+                self.faults.before("teacher", self.step + 1, self)
             self.faults.before("rollout", self.step + 1, self)
             with self.timer.phase("rollout"):
                 batch = self.rollout.sample(
@@ -527,13 +536,22 @@ class Driver:
                         max_tokens=cfg.rollout.max_new_tokens,
                         seed=cfg.trainer.seed * 100_003 + self.step,
                     ),
+                    **({"on_part": stream.submit} if stream is not None else {}),
                 )
+            rollout_end = time.time()
         if self.spec.ground_truth == "per_group":  # TempSamp-R1's injected row per group
             inject_ground_truth(batch, self.tokenizer, self.tokenizer.eos_token_id)
+        teacher_calls: list[Any] = []
         if self.teacher is not None and batch.trajectories:
-            self.faults.before("teacher", self.step + 1, self)
-            with self.timer.phase("teacher"):
-                self.teacher.score_batch(batch)
+            if stream is None:
+                self.faults.before("teacher", self.step + 1, self)
+            with self.timer.phase("teacher"):  # streaming: only the part not hidden by sampling
+                if stream is not None:
+                    stream.fill(batch)
+                    teacher_calls = stream.calls
+                else:
+                    self.teacher.score_batch(batch)
+                    teacher_calls = [self.teacher.last_call]
         sampled_rows = [t for t in batch.trajectories if not t.is_ground_truth]
         if self.reference is not None and sampled_rows:
             with self.timer.phase("reference"):  # sampled rows only: never the injected ones
@@ -590,6 +608,8 @@ class Driver:
         record.update(update_summary(updates))
         if self.teacher_answers is not None:
             record["teacher_generated_tokens"] = float(teacher_tokens)
+        if self.teacher is not None:
+            record.update(teacher_overlap(teacher_calls, rollout_end if stream else 0.0))
         if updates:
             self.last_lr = updates[0][0].lr  # read back from rank 0: the lr the step used
         record["lr"] = self.last_lr
@@ -1005,6 +1025,21 @@ def model_dtype(config: RunConfig) -> str:
 # checkpoints are measurement choices, and the curriculum's scoring passes are offline work in the
 # paper (Video-OPD scores the training set before training); all are still in the ledger's "time".
 NOT_TRAINING_PHASES = ("eval", "checkpoint", "curriculum")
+
+
+def teacher_overlap(calls: list[Any], rollout_end: float) -> dict[str, float]:
+    """The step's teacher pool calls in the ledger: teacher_calls, teacher_busy_s (seconds the
+    teacher workers spent scoring, summed over workers) and teacher_overlap_s (the part of them
+    before the rollout finished at `rollout_end`, epoch seconds; 0: no streaming)."""
+    workers = [w for call in calls for w in call.workers]
+    hidden = 0.0
+    if rollout_end > 0:
+        hidden = sum(max(0.0, min(w.finished, rollout_end) - w.started) for w in workers)
+    return {
+        "teacher_calls": float(len(calls)),
+        "teacher_busy_s": sum(w.seconds for w in workers),
+        "teacher_overlap_s": min(hidden, sum(w.seconds for w in workers)),
+    }
 
 
 def training_seconds(record: dict[str, Any]) -> float:

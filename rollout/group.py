@@ -4,7 +4,8 @@
   tokens), largest first onto the least-loaded worker; each worker keeps input order.
 - Gather: every trajectory carries its batch-wide `prompt_index`; the merged batch is in input
   order (prompt, then sample), and per-worker timings are recorded in `batch.timings` and
-  `last_timings`.
+  `last_timings`. `sample(..., on_part=f)` hands each worker's shard to `f` as soon as it is done
+  (the driver starts teacher scoring on it while the other shards still sample).
 - Fault tolerance: every remote call has a timeout. A worker that dies (or hangs past its timeout)
   is killed, replaced by a fresh actor, brought to the current weights version by replaying the
   buckets of the last update, and its unfinished shard is sent again; nothing is lost or
@@ -31,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -226,9 +227,18 @@ class RolloutGroup:
     # -- sampling -------------------------------------------------------------------------
 
     def sample(
-        self, prompts: Sequence[PromptSpec], n: int = 1, sampling: SamplingConfig | None = None
+        self,
+        prompts: Sequence[PromptSpec],
+        n: int = 1,
+        sampling: SamplingConfig | None = None,
+        on_part: Callable[[RolloutBatch], None] | None = None,
     ) -> RolloutBatch:
-        """Sample n completions per prompt over all workers; the batch comes back in input order."""
+        """Sample n completions per prompt over all workers; the batch comes back in input order.
+
+        on_part: called with each worker's finished shard (its trajectories carry batch-wide
+        prompt indices) as soon as it arrives, while other shards still sample; a shard that is
+        resent after a failure is passed once, from the call that completed.
+        """
         sampling = sampling or SamplingConfig()
         prompts = list(prompts)
         t0 = time.perf_counter()
@@ -263,6 +273,8 @@ class RolloutGroup:
                 self._retry(task, f"{type(exc).__name__}: {exc}", tasks, prompts, n, sampling)
                 continue
             parts.append(part)
+            if on_part is not None:
+                on_part(part)
             timings[f"worker{task.worker}"] = {
                 "sample_s": part.timings.get("sample_s", 0.0),
                 "round_trip_s": time.perf_counter() - task.started,

@@ -4,6 +4,8 @@
                                      num_cpus=1, resources={"teacher": 1}))
     pool.check_student(student_dir, video_settings, longest_sequence=...)   # start-up checks
     batch = pool.score_batch(batch)       # fills teacher_logprobs / teacher_topk_* in place
+    handle = pool.submit(items)           # non-blocking; several calls may be in flight
+    scores, = pool.collect([handle])      # ... each one's results in its input order
     pool.last_call                        # timing and token counts for the compute ledger
 
 One `score` call splits the items over the workers by token count (prompt + completion), waits
@@ -62,6 +64,10 @@ class WorkerCallStats:
     prompt_tokens: int
     seconds: float
     restarts: int = 0
+    # When the worker started and finished scoring (its clock, seconds since the epoch; 0: not
+    # reported): the driver measures from them how much scoring ran while the rollout sampled.
+    started: float = 0.0
+    finished: float = 0.0
 
 
 @dataclass
@@ -83,6 +89,33 @@ class PoolCallStats:
     def as_dict(self) -> dict[str, Any]:
         """Plain dict (JSON-serialisable)."""
         return {**asdict(self), "tokens_per_s": self.tokens_per_s}
+
+
+@dataclass
+class ScoreHandle:
+    """One `TeacherPool.submit` call in flight: its items, their split, and what came back.
+
+    pending maps each outstanding request to (worker slot, the actor it was sent to); scores
+    (input order) and call (its stats, also appended to the pool's ledger) are set once every
+    shard is back.
+    """
+
+    items: list[ScoreItem]
+    shards: list[list[int]]
+    shard_items: list[list[ScoreItem]]
+    started: float
+    limit: float | None
+    results: list[list[TokenScores]] = field(default_factory=list)
+    stats: dict[int, WorkerCallStats] = field(default_factory=dict)
+    restarts: list[int] = field(default_factory=list)
+    pending: dict[Any, tuple[int, Any]] = field(default_factory=dict)
+    scores: list[TokenScores] | None = None
+    call: PoolCallStats | None = None
+
+    @property
+    def deadline(self) -> float | None:
+        """When the call times out (`time.perf_counter` clock), or None without a limit."""
+        return None if self.limit is None else self.started + self.limit
 
 
 class TeacherPool:
@@ -213,6 +246,105 @@ class TeacherPool:
             check_video_settings(teacher_video_settings, video_settings)
         return infos[0]
 
+    def submit(self, items: Sequence[ScoreItem], timeout_s: float | None = None) -> ScoreHandle:
+        """Send `items` to the workers (split by tokens) without waiting; `collect` the handle.
+
+        timeout_s: limit for this call from now (default `config.timeout_s`). Several handles
+        may be in flight at once (each worker scores its calls one after another).
+        """
+        start = time.perf_counter()
+        items = list(items)
+        shards = split_by_tokens([item.num_tokens for item in items], len(self.workers))
+        limit = self.config.timeout_s if timeout_s is None else timeout_s
+        handle = ScoreHandle(
+            items=items,
+            shards=shards,
+            shard_items=[[items[i] for i in shard] for shard in shards],
+            started=start,
+            limit=limit,
+        )
+        handle.results = [[] for _ in shards]
+        handle.restarts = [0] * len(shards)
+        for w, chunk in enumerate(handle.shard_items):
+            if chunk:
+                self._send(handle, w)
+        if not handle.pending:  # nothing to score
+            self._finish(handle)
+        return handle
+
+    def _send(self, handle: ScoreHandle, w: int) -> None:
+        """Send shard `w` of `handle` to the current actor of worker slot `w`."""
+        actor = self.workers[w]
+        handle.pending[actor.score.remote(handle.shard_items[w])] = (w, actor)
+
+    def collect(self, handles: Sequence[ScoreHandle]) -> list[list[TokenScores]]:
+        """Wait for submitted calls; each one's results in its input order (stats in `ledger`,
+        one entry per call, appended as the calls complete).
+
+        A worker that died is restarted once, however many calls it held, and every shard it
+        held is resent; a call past its limit raises `TeacherTimeoutError`.
+        """
+        import ray
+        from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
+        owner = {ref: handle for handle in handles for ref in handle.pending}
+        while owner:
+            deadlines = [h.deadline for h in handles if h.pending and h.deadline is not None]
+            now = time.perf_counter()
+            wait_s = None if not deadlines else max(0.0, min(deadlines) - now)
+            ready, _ = ray.wait(list(owner), num_returns=1, timeout=wait_s)
+            if not ready:
+                late = [h for h in handles if h.pending and h.deadline is not None]
+                late.sort(key=lambda h: h.deadline or 0.0)
+                raise TeacherTimeoutError(self._timeout_message(late[0]))
+            ref = ready[0]
+            handle = owner.pop(ref)
+            w, actor = handle.pending.pop(ref)
+            try:
+                # ready: at most a transfer from another node
+                fetch_s = None if wait_s is None else max(wait_s, FETCH_TIMEOUT_S)
+                shard_results, worker_stats = ray.get(ref, timeout=fetch_s)
+            except (RayActorError, ActorDiedError, ActorUnavailableError) as exc:
+                handle.restarts[w] += 1
+                if handle.restarts[w] > self.config.max_restarts:
+                    raise TeacherWorkerError(
+                        f"teacher worker {w} died {handle.restarts[w]} times in one call "
+                        f"(max_restarts={self.config.max_restarts}): {exc}"
+                    ) from exc
+                if self.workers[w] is actor:  # not yet replaced for another call's shard
+                    self.restart_worker(w)
+                self._send(handle, w)
+                owner.update({r: handle for r in handle.pending if r not in owner})
+                continue
+            handle.results[w] = shard_results
+            handle.stats[w] = WorkerCallStats(
+                worker=w,
+                sequences=int(worker_stats["sequences"]),
+                completion_tokens=int(worker_stats["completion_tokens"]),
+                prompt_tokens=int(worker_stats["prompt_tokens"]),
+                seconds=float(worker_stats["seconds"]),
+                restarts=handle.restarts[w],
+                started=float(worker_stats.get("started", 0.0)),
+                finished=float(worker_stats.get("finished", 0.0)),
+            )
+            if not handle.pending:
+                self._finish(handle)
+        return [handle.scores for handle in handles]
+
+    def _finish(self, handle: ScoreHandle) -> None:
+        """Reassemble a completed call in input order and add its stats to the ledger."""
+        handle.scores = reassemble(handle.shards, handle.results, len(handle.items))
+        per_worker = [handle.stats[w] for w in sorted(handle.stats)]
+        handle.call = PoolCallStats(
+            wall_s=time.perf_counter() - handle.started,
+            sequences=len(handle.items),
+            completion_tokens=sum(s.completion_tokens for s in per_worker),
+            prompt_tokens=sum(s.prompt_tokens for s in per_worker),
+            restarts=sum(handle.restarts),
+            workers=per_worker,
+        )
+        self.ledger.append(handle.call)
+
     def score(
         self, items: Sequence[ScoreItem], timeout_s: float | None = None
     ) -> list[TokenScores]:
@@ -220,79 +352,21 @@ class TeacherPool:
 
         timeout_s: limit for this call (default `config.timeout_s`).
         """
-        import ray
-        from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+        return self.collect([self.submit(items, timeout_s)])[0]
 
-        start = time.perf_counter()
-        shards = split_by_tokens([item.num_tokens for item in items], len(self.workers))
-        shard_items = [[items[i] for i in shard] for shard in shards]
-        results: list[list[TokenScores]] = [[] for _ in shards]
-        stats: dict[int, WorkerCallStats] = {}
-        restarts = [0] * len(shards)
-        pending: dict[Any, int] = {}
-        for w, chunk in enumerate(shard_items):
-            if chunk:
-                pending[self.workers[w].score.remote(chunk)] = w
-        limit = self.config.timeout_s if timeout_s is None else timeout_s
-        deadline = None if limit is None else start + limit
-        while pending:
-            wait_s = None if deadline is None else max(0.0, deadline - time.perf_counter())
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=wait_s)
-            if not ready:
-                raise TeacherTimeoutError(self._timeout_message(pending, shard_items, limit))
-            ref = ready[0]
-            w = pending.pop(ref)
-            try:
-                # ready: at most a transfer from another node
-                fetch_s = None if wait_s is None else max(wait_s, FETCH_TIMEOUT_S)
-                shard_results, worker_stats = ray.get(ref, timeout=fetch_s)
-            except (RayActorError, ActorDiedError, ActorUnavailableError) as exc:
-                restarts[w] += 1
-                if restarts[w] > self.config.max_restarts:
-                    raise TeacherWorkerError(
-                        f"teacher worker {w} died {restarts[w]} times in one call "
-                        f"(max_restarts={self.config.max_restarts}): {exc}"
-                    ) from exc
-                self.restart_worker(w)
-                pending[self.workers[w].score.remote(shard_items[w])] = w
-                continue
-            results[w] = shard_results
-            stats[w] = WorkerCallStats(
-                worker=w,
-                sequences=int(worker_stats["sequences"]),
-                completion_tokens=int(worker_stats["completion_tokens"]),
-                prompt_tokens=int(worker_stats["prompt_tokens"]),
-                seconds=float(worker_stats["seconds"]),
-                restarts=restarts[w],
-            )
-        ordered = reassemble(shards, results, len(items))
-        per_worker = [stats[w] for w in sorted(stats)]
-        self.ledger.append(
-            PoolCallStats(
-                wall_s=time.perf_counter() - start,
-                sequences=len(items),
-                completion_tokens=sum(s.completion_tokens for s in per_worker),
-                prompt_tokens=sum(s.prompt_tokens for s in per_worker),
-                restarts=sum(restarts),
-                workers=per_worker,
-            )
-        )
-        return ordered
-
-    def _timeout_message(
-        self, pending: dict[Any, int], shard_items: list[list[ScoreItem]], limit: float | None
-    ) -> str:
-        """Name the workers still running when the pool timeout expires."""
+    def _timeout_message(self, handle: ScoreHandle) -> str:
+        """Name the workers still running a call when its timeout expires."""
         names = []
-        for w in sorted(pending.values()):
+        for w in sorted(w for w, _ in handle.pending.values()):
             actor = self.workers[w]._actor_id.hex()
-            chunk = shard_items[w]
+            chunk = handle.shard_items[w]
             tokens = sum(i.num_tokens for i in chunk)
             names.append(
                 f"teacher worker {w} (actor {actor}, {len(chunk)} sequences, {tokens} tokens)"
             )
-        return f"teacher pool call exceeded timeout_s={limit}: still waiting for " + "; ".join(
-            names
+        return (
+            f"teacher pool call exceeded timeout_s={handle.limit}: still waiting for "
+            + "; ".join(names)
         )
 
     def score_batch(self, batch: RolloutBatch, target: str = "teacher") -> RolloutBatch:

@@ -45,18 +45,23 @@ class TeacherWorker:
         self.calls = 0
 
     def score(self, items: Sequence[ScoreItem]) -> tuple[list[TokenScores], dict[str, float]]:
-        """Score `items`; return the results and this call's stats (seconds, token counts)."""
+        """Score `items`; return the results and this call's stats (seconds, when it started and
+        finished on this machine's clock, token counts)."""
         self._in_flight += 1
         try:
             with self._lock:
+                started = time.time()
                 start = time.perf_counter()
                 results = self.scorer.score(items)
                 seconds = time.perf_counter() - start
+                finished = started + seconds
             self.calls += 1
         finally:
             self._in_flight -= 1
         stats = {
             "seconds": seconds,
+            "started": started,
+            "finished": finished,
             "sequences": float(len(items)),
             "completion_tokens": float(sum(int(i.completion_ids.shape[0]) for i in items)),
             "prompt_tokens": float(sum(int(r.num_prompt_tokens) for r in results)),

@@ -52,3 +52,14 @@ def test_weight_transport_defaults_to_the_object_store_and_accepts_collective() 
 def test_unknown_preset_lists_known_ones() -> None:
     with pytest.raises(ConfigError, match="neither a file nor a preset"):
         load_config("no-such-preset")
+
+
+def test_teacher_stream_needs_a_teacher_pool_scoring_the_rollout() -> None:
+    assert load_config("opd", ["teacher.stream=true"]).teacher.stream is True
+    assert load_config("opd", []).teacher.stream is False
+    with pytest.raises(ConfigError, match=r"teacher\.stream: objective 'grpo'"):
+        load_config("grpo", ["teacher.stream=true"])
+    with pytest.raises(ConfigError, match=r"teacher\.stream: .*teacher\.colocate=True"):
+        load_config("opd", ["teacher.stream=true", "teacher.colocate=true"])
+    with pytest.raises(ConfigError, match=r"teacher\.stream"):
+        load_config(None, ["teacher.stream=maybe"])

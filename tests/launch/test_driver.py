@@ -351,3 +351,43 @@ def test_collective_weight_sync_bypasses_the_driver_and_syncs_the_same_weights(
     assert [r["step"] for r in collective] == [1]
     assert collective[0]["sync_checksum"] == store[0]["sync_checksum"]  # the same weights
     assert collective[0]["loss"] == pytest.approx(store[0]["loss"], rel=1e-4, abs=1e-5)
+
+
+def test_streamed_teacher_scoring_gives_the_same_step(
+    tmp_path: Path, loop_data: Path, tiny_models_dir: Path, ray_session
+) -> None:
+    # teacher.stream: each of the 2 rollout workers' shards is scored as soon as it is sampled
+    # (one teacher call per shard, over 2 teacher workers) instead of the whole batch after the
+    # rollout: the same samples, the same teacher values, the same loss and the same weights.
+    from safetensors.torch import load_file
+
+    runs, weights = {}, {}
+    for stream in ("false", "true"):
+        config = _config(
+            "opd",
+            tmp_path / f"stream_{stream}",
+            loop_data,
+            tiny_models_dir,
+            steps=1,
+            **{
+                "teacher.stream": stream,
+                "rollout.num_workers": "2",
+                "teacher.num_workers": "2",
+                "trainer.mismatch_every": "0",
+            },
+        )
+        (runs[stream],) = _run(config)
+        model_dir = Path(runs[stream]["checkpoint"]) / "model"
+        weights[stream] = {}
+        for path in sorted(model_dir.glob("*.safetensors")):
+            weights[stream].update(load_file(path))
+    off, on = runs["false"], runs["true"]
+    assert off["teacher_calls"] == 1 and on["teacher_calls"] == 2  # one call per shard
+    assert off["teacher_overlap_s"] == 0.0 and off["teacher_busy_s"] > 0
+    assert 0.0 <= on["teacher_overlap_s"] <= on["teacher_busy_s"]
+    for key in ("sample_ids", "tokens_generated", "tokens_teacher_scored", "teacher_rkl_sampled"):
+        assert on[key] == off[key], key
+    assert on["loss"] == off["loss"] and on["grad_norm"] == off["grad_norm"]
+    assert weights["true"].keys() == weights["false"].keys()
+    for name, tensor in weights["false"].items():
+        assert weights["true"][name].equal(tensor), name

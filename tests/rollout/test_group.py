@@ -73,13 +73,17 @@ def test_group_samples_syncs_weights_and_survives_a_killed_worker(
         killed: list[int] = []
         thread = _kill_when_busy(group, 0, killed)
         long_sampling = SamplingConfig(temperature=1.0, max_tokens=48, ignore_eos=True)
-        batch = group.sample(specs, n=4, sampling=long_sampling)
+        parts: list = []  # each shard handed over once, the resent one from its completed call
+        batch = group.sample(specs, n=4, sampling=long_sampling, on_part=parts.append)
         thread.join(timeout=5)
         assert killed, "the worker was never seen busy"
         assert group.restarts == 1
         assert group.worker_info[0]["pid"] != killed[0]
         keys = [(t.prompt_index, t.sample_index) for t in batch.trajectories]
         assert keys == [(p, s) for p in range(len(specs)) for s in range(4)]  # nothing lost/dup
+        assert len(parts) == 2
+        handed = [(t.prompt_index, t.sample_index) for part in parts for t in part.trajectories]
+        assert sorted(handed) == keys
         assert all(t.num_completion_tokens == 48 for t in batch.trajectories)
         # The restarted worker reloaded the current version (a fresh engine would stamp 0).
         assert {t.weights_version for t in batch.trajectories} == {1}

@@ -108,6 +108,48 @@ def test_killed_worker_is_restarted_and_nothing_is_lost(pool, reference, student
 
 
 @pytest.mark.e2e
+def test_submitted_calls_share_one_restart_and_stream_in_order(
+    pool, reference, student_batch
+) -> None:
+    """Two calls in flight at once; the worker killed under both is restarted once and both
+    calls' shards on it are resent; a TeacherStream over two parts fills the merged batch as
+    score_batch does."""
+    import ray
+
+    from teacher_server.stream import TeacherStream
+
+    items = items_from_batch(student_batch())
+    restarts = pool.total_restarts
+    first, second = pool.submit(items * 4), pool.submit(items)
+    assert first.pending and second.pending  # both sent before anything is collected
+    ray.kill(pool.workers[0], no_restart=True)
+    results = pool.collect([first, second])
+    assert pool.total_restarts == restarts + 1
+    for got, want in zip(results[0] + results[1], reference * 5, strict=True):
+        np.testing.assert_allclose(got.logprobs, want.logprobs, atol=1e-5, rtol=0)
+        np.testing.assert_array_equal(got.topk_ids, want.topk_ids)
+    for call in (first.call, second.call):
+        assert call is not None and call.restarts >= 1
+        assert all(0 < w.started <= w.finished for w in call.workers)
+    assert {id(c) for c in pool.ledger[-2:]} == {id(first.call), id(second.call)}  # as done
+
+    batch = student_batch()
+    parts = [  # two "worker shards" over disjoint prompts, the later prompts first
+        batch.replace_trajectories([t for t in batch.trajectories if t.prompt_index >= 1]),
+        batch.replace_trajectories([t for t in batch.trajectories if t.prompt_index < 1]),
+    ]
+    stream = TeacherStream(pool, batch.prompts)
+    for part in parts:
+        stream.submit(part)
+    assert len(stream.handles) == 2
+    stream.fill(batch)
+    assert len(stream.calls) == 2 and batch.timings["teacher"] > 0
+    for traj, want in zip(batch.trajectories, reference, strict=True):
+        np.testing.assert_allclose(traj.teacher_logprobs, want.logprobs, atol=1e-5, rtol=0)
+        np.testing.assert_array_equal(traj.teacher_topk_ids, want.topk_ids)
+
+
+@pytest.mark.e2e
 def test_pool_timeout_names_the_worker(pool, student_batch) -> None:
     items = items_from_batch(student_batch()) * 4
     with pytest.raises(TeacherTimeoutError, match=r"teacher worker [01] \(actor [0-9a-f]+"):
