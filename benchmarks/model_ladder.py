@@ -21,6 +21,7 @@ Usage (results merge into the existing JSON, one rung replacing its earlier entr
     .venv/bin/python benchmarks/model_ladder.py --rungs tiny,ladder_10m
     .venv/bin/python benchmarks/model_ladder.py --rungs ladder_0_5b     # an idle 24-GB machine
     .venv/bin/python benchmarks/model_ladder.py --report                # table + plot only
+    .venv/bin/python benchmarks/model_ladder.py --parity ladder_100m    # vLLM vs transformers
 """
 
 from __future__ import annotations
@@ -193,11 +194,12 @@ def process_peaks() -> list[dict[str, Any]]:
     for child in me.children(recursive=True):
         try:
             title = " ".join(child.cmdline()).strip() or child.name()
+            under_actor = any(" ".join(p.cmdline()).startswith("ray::") for p in child.parents())
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
         if title.startswith("ray::") and not title.split()[0].endswith(("IDLE", "Agent")):
             rows.append(row(child, title.split()[0]))
-        elif any(p.cmdline()[:1] and p.cmdline()[0].startswith("ray::") for p in child.parents()):
+        elif under_actor:  # e.g. an engine's own subprocess
             rows.append(row(child, child.name()))
     return [r for r in rows if r is not None]
 
@@ -326,6 +328,43 @@ def run_rung(name: str, steps: int, *settings: str) -> dict[str, Any]:
         params_teacher=parameter_counts(teacher),
         run_dir=str(out.relative_to(ROOT)),
     )
+
+
+def parity(model: Path) -> dict[str, Any]:
+    """vLLM (CPU, float32) loads `model`, and its prompt log-probs of a short text prompt match
+    transformers' (raw 151,936-wide distribution); the transformers model is freed before the
+    engine starts, so the peak holds one copy of the weights."""
+    import gc
+
+    import torch
+    from transformers import AutoTokenizer
+    from vllm import LLM, SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    from runtime.hf_compat import load_hf_model
+
+    text = "<|im_start|>user\nWhen does the red square appear?<|im_end|>\n<|im_start|>assistant\n"
+    ids = AutoTokenizer.from_pretrained(model)(text + "From 2 to 6 seconds.")["input_ids"]
+    hf_model = load_hf_model(model).eval()
+    with torch.no_grad():
+        logits = hf_model(input_ids=torch.tensor([ids])).logits[0, :-1].float()
+    hf = torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
+    del hf_model, logits
+    gc.collect()
+    llm = LLM(
+        model=str(model),
+        dtype="float32",
+        max_model_len=512,
+        enforce_eager=True,
+        limit_mm_per_prompt={"video": 0, "image": 0},
+    )
+    out = llm.generate(
+        [TokensPrompt(prompt_token_ids=ids)],
+        SamplingParams(max_tokens=1, prompt_logprobs=0),
+        use_tqdm=False,
+    )[0]
+    got = torch.tensor([out.prompt_logprobs[i][ids[i]].logprob for i in range(1, len(ids))])
+    return {"model": model.name, "tokens": len(ids), "max_abs_diff": float((got - hf).abs().max())}
 
 
 # ---------------------------------------------------------------- GPU presets: FLOPs estimates
@@ -527,8 +566,27 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="extra run setting of every rung, e.g. trainer.mismatch_every=1 (repeatable)",
     )
+    parser.add_argument(
+        "--parity",
+        metavar="SIZE",
+        help="only check that vLLM loads this size (seed 0) and matches transformers; the "
+        "result goes into the JSON's parity",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one rung, print JSON
     args = parser.parse_args(argv)
+    if args.parity:
+        from runtime.vllm_env import apply_vllm_cpu_defaults
+
+        apply_vllm_cpu_defaults()
+        model = WORK / "models" / "seed0" / f"qwen3_vl-{args.parity}"
+        if not model.is_dir():
+            build_models(Rung(args.parity, args.parity))
+        result = {**parity(model), "command": f"{COMMAND.split(' --')[0]} --parity {args.parity}"}
+        results = load_results(Path(args.out))
+        results.setdefault("parity", {})[args.parity] = result
+        Path(args.out).write_text(json.dumps(results, indent=2, default=str) + "\n")
+        print(json.dumps(result))
+        return 0
     if args.one:
         print("LADDER_RESULT " + json.dumps(run_rung(args.one, args.steps, *args.set)))
         return 0
