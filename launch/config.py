@@ -53,6 +53,10 @@ class DataConfig:
     fps: float = 1.0
     max_frames: int = 64
     max_pixels: int = 128 * 32 * 32
+    # Frames below this many pixels are scaled up to it (tvg.video_sampling.fit_frame_size):
+    # e.g. the 64-px synthetic videos at 384 * 384 give video prompts of realistic length (144
+    # vision tokens per 2-frame pair; benchmarks/model_ladder.py).
+    min_pixels: int = 32 * 32
     lenient: bool = False
 
 
@@ -494,6 +498,10 @@ def _range_checks(config: RunConfig) -> list[tuple[bool, str]]:
         (0.0 <= config.learner.min_lr_ratio <= 1.0, "learner.min_lr_ratio must be in [0, 1]"),
         (config.data.max_frames >= 2, "data.max_frames must be >= 2"),
         (config.data.max_pixels >= 1, "data.max_pixels must be >= 1"),
+        (
+            1 <= config.data.min_pixels <= config.data.max_pixels,
+            "data.min_pixels must be in [1, data.max_pixels]",
+        ),
         (cpus is None or cpus >= 0, "resources.num_cpus must be >= 0 (or null: all cores)"),
     ]
 

@@ -164,6 +164,7 @@ class Driver:
         self.train_seconds = 0.0  # wall-clock of the training steps, evaluation excluded
         self.best_value = float("-inf")
         self.last_sync_checksum = ""
+        self.last_sync_bytes = 0.0
         # Where recover() rewinds to when no checkpoint exists yet (the state before step 1).
         self._start_state = (json.loads(json.dumps(self.sampler.state_dict())), random.getstate())
         if resume:
@@ -188,7 +189,10 @@ class Driver:
 
         cfg = self.config.data
         self.video_settings = VideoSettings(
-            fps=cfg.fps, max_frames=cfg.max_frames, max_pixels=cfg.max_pixels
+            fps=cfg.fps,
+            max_frames=cfg.max_frames,
+            max_pixels=cfg.max_pixels,
+            min_pixels=cfg.min_pixels,
         )
 
         def prompts_of(path: str, allow_unlabelled: bool = False) -> list[PromptSpec]:
@@ -459,7 +463,8 @@ class Driver:
             self._sync_colocated(version)
             return
         verify = self.config.rollout.verify_sync
-        expected, _ = self.rollout.sync_from(self.learners, version=version, checksum=verify)
+        expected, results = self.rollout.sync_from(self.learners, version=version, checksum=verify)
+        self.last_sync_bytes = float(sum(r.num_bytes for r in results))
         if verify:
             found = self.rollout.checksums()
             if any(c != expected for c in found):
@@ -476,6 +481,7 @@ class Driver:
             version, self.config.rollout.weight_bucket_mb * 1024 * 1024
         )
         self.rollout.version = version
+        self.last_sync_bytes = float(sum(r.num_bytes for r in results))
         if self.config.rollout.verify_sync:
             versions = [r.version for r in results]
             checksums = [r.checksum for r in results]
@@ -596,10 +602,13 @@ class Driver:
         final = final or self.step == cfg.trainer.steps
         evaluating = self.step % cfg.eval.every_steps == 0 or final
         # Supervised steps sample nothing: the engines only need the weights to evaluate.
-        if self.spec.samples or evaluating:
+        synced = self.spec.samples or evaluating
+        if synced:
             with self.timer.phase("sync"):
                 self._sync_weights(version=self.step)
         record: dict[str, Any] = {"step": self.step, "objective": objective}
+        if synced:  # the weight bytes the learner pushed into the engines, summed over engines
+            record["sync_bytes"] = self.last_sync_bytes
         record["sample_ids"] = [p.sample_id for p in prompts]  # what this step trained on
         record.update(batch_metrics(batch, learner_lp))
         record.update(filtering)

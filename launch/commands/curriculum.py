@@ -69,7 +69,12 @@ def run_build(args: argparse.Namespace) -> int:
     from tvg.video import VideoSettings
 
     data = config.data
-    settings = VideoSettings(fps=data.fps, max_frames=data.max_frames, max_pixels=data.max_pixels)
+    settings = VideoSettings(
+        fps=data.fps,
+        max_frames=data.max_frames,
+        max_pixels=data.max_pixels,
+        min_pixels=data.min_pixels,
+    )
     try:
         report = load_samples(
             data.train, data.format, video_root=data.video_root, strict=not data.lenient

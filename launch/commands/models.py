@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from launch.tiny_models.configs import SIZES
+
 DEFAULT_OUT = "artifacts/models"
 
 
@@ -31,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument(
         "--size",
         action="append",
-        choices=("student", "teacher", "small"),
+        choices=tuple(SIZES),
         help="size preset; repeat for several (default: student and teacher)",
     )
     build.add_argument("--seed", type=int, default=0, help="initialisation seed (default 0)")

@@ -3,7 +3,23 @@
 Sizes follow what learned on 2 CPU cores (see docs/ARCHITECTURE.md and SYNTHETIC reference):
 `teacher` = text hidden 128 x 2 layers with a 2-block vision tower of hidden 64 (~0.9 M parameters),
 `student` = text hidden 96 x 2 layers with a 1-block vision tower (~0.6 M). `small` is a larger
-teacher for GPUs. Every size uses head_dim 32, a head size the vLLM CPU attention supports.
+teacher for GPUs. These tiny sizes use head_dim 32, a head size the vLLM CPU attention supports.
+
+The `ladder_*` sizes are the model ladder of benchmarks/model_ladder.py (BENCHMARKS.md, "Model
+ladder"), meant for `--vocab-size 151936` (Qwen's embedding rows). Their names count the
+NON-EMBEDDING parameters (text transformer + vision tower, without the input embedding and the
+LM head); with 151,936 rows the embedding and LM head dominate the small rungs' totals:
+
+    size          text (hidden x layers, heads / KV heads, MLP)   vision tower   non-emb    total
+    ladder_10m    256 x 9, 4 / 2, 1024                            128 x 2        10.2 M    88.0 M
+    ladder_30m    384 x 12, 6 / 2, 1536                           128 x 2        27.5 M   144.2 M
+    ladder_100m   640 x 16, 10 / 2, 2560                          256 x 4       101.4 M   295.9 M
+    ladder_0_5b   896 x 24, 14 / 2, 4864 (Qwen2.5-0.5B's text)    512 x 4       383.4 M   655.6 M
+
+(`launch.tiny_models.build.count_parameters` of the 151,936-row builds; the embedding and the
+untied LM head are 2 x 151,936 x hidden of the total). `ladder_30m` is the 10 M rung's teacher.
+Every ladder size uses head_dim 64 (Qwen2.5-0.5B's, which the vLLM CPU attention supports) and
+vision heads of 64. The vision tower's size is part of the non-embedding count.
 """
 
 from __future__ import annotations
@@ -33,7 +49,15 @@ SIZES: dict[str, TinySize] = {
     "student": TinySize(96, 2, 3, 1, 384, 64, 1, 2, 256),
     "teacher": TinySize(128, 2, 4, 2, 512, 64, 2, 2, 256),
     "small": TinySize(256, 4, 8, 4, 1024, 128, 2, 4, 512),
+    # The model ladder (module docstring): Qwen3-VL-shaped, head_dim 64.
+    "ladder_10m": TinySize(256, 9, 4, 2, 1024, 128, 2, 2, 512, head_dim=64),
+    "ladder_30m": TinySize(384, 12, 6, 2, 1536, 128, 2, 2, 512, head_dim=64),
+    "ladder_100m": TinySize(640, 16, 10, 2, 2560, 256, 4, 4, 1024, head_dim=64),
+    "ladder_0_5b": TinySize(896, 24, 14, 2, 4864, 512, 4, 8, 2048, head_dim=64),
 }
+
+# The sizes of the model ladder, smallest first (benchmarks/model_ladder.py).
+LADDER_SIZES: tuple[str, ...] = ("ladder_10m", "ladder_30m", "ladder_100m", "ladder_0_5b")
 
 
 def _mrope_section(head_dim: int) -> list[int]:
