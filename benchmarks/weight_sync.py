@@ -167,7 +167,11 @@ def main() -> None:
             env = {**os.environ, "PYTHONPATH": str(ROOT)}
             subprocess.run(child, check=True, env=env, cwd=ROOT)
             rows.append(json.loads(Path(out.name).read_text()))
-    command = "benchmarks/weight_sync.py " + " ".join(sys.argv[1:])
+    shown = list(sys.argv[1:])
+    if "--models-dir" in shown:  # a scratch directory: not part of the measurement
+        at = shown.index("--models-dir")
+        del shown[at : at + 2]
+    command = "benchmarks/weight_sync.py " + " ".join(shown)
     result = {
         "command": f".venv/bin/python {command}".strip(),
         "model": f"qwen3_vl-{args.size}, vocab 151936, float32",

@@ -59,6 +59,9 @@ import torch
 from runtime.checksums import checksum_of_digests, safetensors_digests, tensor_digest
 
 DEFAULT_BUCKET_BYTES = 256 * 1024 * 1024
+# Margin for a collective receiver to report its own failure after its group timeout (a busy
+# machine can delay the process that far).
+REPORT_GRACE_S = 60.0
 
 
 @dataclass
@@ -335,7 +338,8 @@ class CollectiveTransport:
         timeout_s: float,
     ) -> tuple[Any, list[Any]]:
         """One update: every actor's `receive_weights` and the sender's `broadcast_weights`,
-        concurrently (within one `timeout_s`).
+        concurrently (every wait of the group is bounded by `timeout_s`, and the receivers get
+        `timeout_s` + `REPORT_GRACE_S` to answer once the sender returned).
 
         Returns the sender's report (or the exception it raised) and, per actor, its
         `WeightUpdateResult` or the exception its call raised; after any failure the group is
@@ -348,7 +352,6 @@ class CollectiveTransport:
             self.address = sender.open_weight_group(len(actors) + 1, self.backend, timeout_s)
             self.members, self.sender = members, sender
             self.groups_opened += 1
-        deadline = time.monotonic() + timeout_s
         refs = [
             actor.receive_weights.remote(version, {**self.address, "rank": rank})
             for rank, actor in enumerate(actors, start=1)
@@ -359,6 +362,10 @@ class CollectiveTransport:
             self.bytes_sent += int(sent.get("bytes", 0))
         except Exception as exc:
             sent = exc
+        # Once the sender is done (or gave up), a live receiver finishes (or fails on its own
+        # group timeout) within `timeout_s`; one that has not answered `REPORT_GRACE_S` later
+        # is stuck.
+        deadline = time.monotonic() + timeout_s + REPORT_GRACE_S
         results: list[Any] = []
         for ref in refs:
             try:

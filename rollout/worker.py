@@ -95,6 +95,7 @@ class RolloutWorker:
         from runtime.collective import UpdatePlan, WeightGroup
 
         name = f"rollout worker {self.worker_index}"
+        started = time.perf_counter()
         group = getattr(self, "_weight_group", None)
         try:
             if group is None or address != getattr(self, "_weight_address", None):
@@ -127,7 +128,8 @@ class RolloutWorker:
             if tracker is not None and tracker.in_update:
                 tracker.abort()
             raise RuntimeError(
-                f"{name}: collective weight update to version {version} failed: {exc}"
+                f"{name}: collective weight update to version {version} failed after "
+                f"{time.perf_counter() - started:.1f} s: {exc}"
             ) from exc
         if not isinstance(result, WeightUpdateResult):
             raise RuntimeError(f"{name}: collective update to version {version} did not finish")

@@ -3,6 +3,7 @@ and real Ray rollout workers (vLLM) receiving weights broadcast by a sender acto
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 import uuid
@@ -204,7 +205,7 @@ def _greedy(group, specs) -> list[list[int]]:
 
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_collective_sync_reaches_two_workers_like_the_object_store_and_survives_a_restart(
+def test_collective_sync_reaches_two_workers_like_the_object_store_and_survives_restarts(
     ray_session, tiny_models_dir: Path, synth_specs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import ray
@@ -275,6 +276,17 @@ def test_collective_sync_reaches_two_workers_like_the_object_store_and_survives_
         assert group.transport.groups_opened == opened + 2
         assert expected == state_checksum(original) and {r.version for r in results} == {5}
         assert group.checksums() == [expected] * 2 and _greedy(group, specs) == before
+
+        # A worker that dies between updates fails the next one (over the open group the sender
+        # loses its connection): it is restarted and the broadcast repeated over a new group.
+        group.config = dataclasses.replace(group.config, update_timeout_s=8)
+        ray.kill(group.workers[0], no_restart=True)
+        ray.get(actor.set_state.remote(perturbed))
+        restarts, opened = group.restarts, group.transport.groups_opened
+        expected, results = group.sync_from(sender)
+        assert group.restarts == restarts + 1 and group.transport.groups_opened == opened + 1
+        assert expected == state_checksum(perturbed) and {r.version for r in results} == {6}
+        assert group.checksums() == [expected] * 2 and group.versions() == [6, 6]
     finally:
         group.shutdown()
         ray.kill(actor, no_restart=True)
