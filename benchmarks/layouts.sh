@@ -23,8 +23,8 @@ COMMON=(model.student=artifacts/demo/student model.teacher=artifacts/demo/teache
   "data.video_root=$D/videos" checkpoint.every_steps=100000)
 declare -A LAYOUT=(
   [separate]=""
-  [colo2]="rollout.colocate=true teacher.colocate=true rollout.num_workers=2 learner.num_ranks=2 learner.threads=1"
-  [colo1]="rollout.colocate=true teacher.colocate=true rollout.num_workers=1 learner.num_ranks=1 learner.threads=2"
+  [colo2]="rollout.colocate=true rollout.weight_transport=object_store teacher.colocate=true rollout.num_workers=2 learner.num_ranks=2 learner.threads=1"
+  [colo1]="rollout.colocate=true rollout.weight_transport=object_store teacher.colocate=true rollout.num_workers=1 learner.num_ranks=1 learner.threads=2"
 )
 run() {  # run NAME LAYOUT EXTRA...
   local name=$1 layout=$2; shift 2

@@ -1,9 +1,10 @@
 """The main job (`make demo`): a real OPD run on the embedded default that must learn.
 
 Prepares (or reuses) the assets — synthetic videos, a trained tiny teacher, a format-only student —
-then runs on-policy distillation through the full distributed loop (local Ray; two vLLM rollout
-engines; two teacher workers; two DeepSpeed learner ranks on gloo), evaluates the student on the
-test split before and after, and prints a table against the blind floor and the teacher.
+then runs on-policy distillation through the full distributed loop (local Ray; two DeepSpeed
+learner ranks on gloo, each owning a vLLM rollout engine and running the teacher's forward in its
+own process: the colocated layout, `DEMO_LAYOUT`), evaluates the student on the test split before
+and after, and prints a table against the blind floor and the teacher.
 """
 
 from __future__ import annotations
@@ -16,6 +17,16 @@ from typing import Any
 from launch.demo_assets import DemoAssetSettings, prepare_demo
 
 ROWS = ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU", "parse_rate")
+# The layout `vopd demo` runs the demo_opd preset in: the colocated one (each learner rank owns its
+# rollout engine and runs the teacher's forward; weights handed over in place), the fastest on one
+# 2-core machine (BENCHMARKS.md "Layouts on one machine"). The preset itself keeps separate pools,
+# the layout `vopd compare`'s arms share; `vopd demo rollout.colocate=false teacher.colocate=false`
+# runs the demo that way.
+DEMO_LAYOUT = (
+    "rollout.colocate=true",
+    "teacher.colocate=true",
+    "rollout.weight_transport=object_store",
+)
 
 
 def run_demo(
@@ -41,6 +52,7 @@ def run_demo(
             f"data.val={data / 'val.json'}",
             f"data.video_root={data / 'videos'}",
             f"trainer.seed={assets_settings.seed}",
+            *DEMO_LAYOUT,
             *(overrides or []),
         ],
     )

@@ -32,6 +32,11 @@ def test_quick_demo_writes_a_consistent_report(tmp_path: Path, ray_session) -> N
         assert rows[name]["n"] == QUICK["n_test"]
     ledger = [json.loads(line) for line in Path(report["ledger"]).read_text().splitlines()]
     assert [r["step"] for r in ledger] == [1, 2, 3]
+    # The demo runs in the colocated layout (learner ranks owning their engines and the teacher).
+    placement = json.loads((Path(report["ledger"]).parent / "placement.json").read_text())
+    assert placement["rollout"] == "colocated"
+    assert set(ledger[-1]["threads"]) == {"learner", "total", "cores"}  # one pool: the ranks
+    assert "teacher" not in ledger[-1]["time"]  # the teacher's forward ran in the learner phase
     # The assets are cached: a second preparation reuses them.
     assets = load_assets(tmp_path)
     assert assets is not None and Path(assets["teacher"], "config.json").is_file()
