@@ -47,6 +47,20 @@ def worker_env(config: EngineConfig) -> dict[str, str]:
     return env
 
 
+def engine_info(engine: Any, index: int, startup_s: float) -> dict[str, Any]:
+    """What a process holding rollout engine `index` reports when ready: its index, process id,
+    host, engine kind, threads, weights version and start-up seconds."""
+    return {
+        "worker_index": index,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "engine": engine.name,
+        "threads": engine.threads,
+        "weights_version": engine.weights_version,
+        "startup_s": startup_s,
+    }
+
+
 class RolloutWorker:
     """One engine in one process: sample, take weight buckets, report checksum and version."""
 
@@ -60,15 +74,7 @@ class RolloutWorker:
 
     def ready(self) -> dict[str, Any]:
         """Who and what this worker is (process id, engine, threads, version, start-up time)."""
-        return {
-            "worker_index": self.worker_index,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "engine": self.engine.name,
-            "threads": self.engine.threads,
-            "weights_version": self.engine.weights_version,
-            "startup_s": self.startup_s,
-        }
+        return engine_info(self.engine, self.worker_index, self.startup_s)
 
     def sample(
         self,

@@ -24,8 +24,6 @@ checkpoint (`launch.driver.Driver.recover`).
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -33,7 +31,7 @@ from typing import Any
 from rollout.batch import PromptSpec, RolloutBatch
 from rollout.engine_config import EngineConfig, SamplingConfig
 from rollout.weight_sync import WeightBucket, WeightUpdateResult
-from rollout.worker import build_engine
+from rollout.worker import build_engine, engine_info
 from trainer.learner import LearnerSettings
 from trainer.learner_group import LearnerRank
 
@@ -60,17 +58,8 @@ class HybridRank(LearnerRank):
 
     def ready(self) -> dict[str, Any]:
         """Who and what this rank's engine is (as a rollout worker reports it) and its rank."""
-        engine = self.rollout_engine
-        return {
-            "worker_index": self.rank,
-            "rank": self.rank,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "engine": engine.name,
-            "threads": engine.threads,
-            "weights_version": engine.weights_version,
-            "startup_s": self.engine_startup_s,
-        }
+        info = engine_info(self.rollout_engine, self.rank, self.engine_startup_s)
+        return {**info, "rank": self.rank}
 
     def sample(
         self,
@@ -95,13 +84,13 @@ class HybridRank(LearnerRank):
     ) -> WeightUpdateResult:
         """Hand this rank's current weights to its own engine, in place, as `version`; every rank
         must call it (ZeRO-3 gathers each bucket on every rank)."""
-        plan_size = len(self.weight_plan(bucket_bytes, skip_prefixes))
-        buckets = self.iter_weight_buckets(bucket_bytes, skip_prefixes, every_rank=True, copy=False)
+        plan = self.weight_plan(bucket_bytes, skip_prefixes)
+        buckets = self.iter_weight_buckets(every_rank=True, copy=False, plan=plan)
         result: WeightUpdateResult | None = None
         for index, items in enumerate(buckets):
             names = [name for name, _ in items]
             tensors = [tensor for _, tensor in items]
-            bucket = WeightBucket(version, index, plan_size, names, tensors)
+            bucket = WeightBucket(version, index, len(plan), names, tensors)
             result = self.rollout_engine.update_weights(bucket)
         if result is None:  # nothing to send (every parameter skipped): a version bump only
             result = self.rollout_engine.update_weights(WeightBucket(version, 0, 1))

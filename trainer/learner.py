@@ -416,13 +416,15 @@ class Learner:
         skip_prefixes: Sequence[str] = (),
         every_rank: bool = False,
         copy: bool = True,
+        plan: list[list[tuple[str, Any]]] | None = None,
     ) -> Iterator[list[tuple[str, Any]]]:
         """Full (gathered) weights in buckets of about `bucket_bytes` (`weight_plan`).
 
         Rank 0 yields tensors; the other ranks yield empty buckets unless `every_rank`. Under
         ZeRO-3 each bucket's parameters are gathered together (a collective: every rank runs this
         generator to the end). copy=False yields the live parameters (detached, no copy): valid
-        until the generator moves on (ZeRO-3 releases a gathered bucket then).
+        until the generator moves on (ZeRO-3 releases a gathered bucket then). plan: a
+        `weight_plan` the caller already made (else one is made here).
         """
         import contextlib
 
@@ -435,7 +437,7 @@ class Learner:
                 return [(n, p.detach().clone().cpu()) for n, p in group]
             return [(n, p.detach()) for n, p in group]
 
-        for group in self.weight_plan(bucket_bytes, skip_prefixes):
+        for group in plan if plan is not None else self.weight_plan(bucket_bytes, skip_prefixes):
             gather = (
                 deepspeed.zero.GatheredParameters([p for _, p in group], modifier_rank=None)
                 if self.settings.zero_stage == 3
@@ -503,7 +505,7 @@ class Learner:
 
         groups = self.weight_plan(bucket_bytes, skip_prefixes)
         if self.rank != 0:
-            for _ in self.iter_weight_buckets(bucket_bytes, skip_prefixes):
+            for _ in self.iter_weight_buckets(bucket_bytes, skip_prefixes, plan=groups):
                 pass
             return None
         plan = UpdatePlan.build(
@@ -516,7 +518,7 @@ class Learner:
                 for group in groups
             ],
         )
-        gathered = self.iter_weight_buckets(bucket_bytes, skip_prefixes)
+        gathered = self.iter_weight_buckets(bucket_bytes, skip_prefixes, plan=groups)
         try:
             address = getattr(self, "_weight_address", None)
             if address is None:
