@@ -1,4 +1,5 @@
-"""`vopd models build|info`: build the tiny local models, or describe a model directory."""
+"""`vopd models build|pad|info`: build the tiny local models, pad a model's vocabulary, or describe
+a model directory."""
 
 from __future__ import annotations
 
@@ -47,6 +48,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     build.add_argument("--overwrite", action="store_true", help="rebuild existing directories")
     build.set_defaults(func=_build)
+    pad = actions.add_parser(
+        "pad",
+        help="copy a model (a trained checkpoint too) with its embedding / LM head padded",
+        description="Copy MODEL_DIR to --out with the embedding and LM head grown to "
+        "--vocab-size rows (the new rows zero and unused; the tokenizer unchanged), as Qwen's "
+        "checkpoints pad theirs to 151936.",
+    )
+    pad.add_argument("model_dir", help="a model directory")
+    pad.add_argument("--out", required=True, help="the padded copy's directory (must not exist)")
+    pad.add_argument("--vocab-size", type=int, required=True, metavar="N", help="rows, e.g. 151936")
+    pad.set_defaults(func=_pad)
     info = actions.add_parser("info", help="print a model directory's family, sizes and params")
     info.add_argument("model_dir", help="a model directory")
     info.set_defaults(func=_info)
@@ -72,6 +84,18 @@ def _build(args: argparse.Namespace) -> int:
         return 2
     for name, path in built.items():
         print(f"{name:24s} {count_parameters(path):>10,d} params  {path}")
+    return 0
+
+
+def _pad(args: argparse.Namespace) -> int:
+    from launch.tiny_models.build import count_parameters, pad_model
+
+    try:
+        path = pad_model(args.model_dir, args.out, args.vocab_size)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{path}  {count_parameters(path):,d} params")
     return 0
 
 

@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from launch.tiny_models.configs import FAMILIES, SIZES, qwen2_5_vl_config, qwen3_vl_config
 from launch.tiny_models.processor import build_processor
@@ -133,11 +134,8 @@ def build_tiny_model(out_dir: str | Path, spec: ModelSpec, overwrite: bool = Fal
     model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
     if rows > len(tokenizer):
         # Pad after the seeded init, so the real rows and every other weight equal the unpadded
-        # model's; resize also sets config.text_config.vocab_size.
-        model.resize_token_embeddings(rows, mean_resizing=False)
-        with torch.no_grad():
-            model.get_input_embeddings().weight[len(tokenizer) :] = 0.0
-            model.get_output_embeddings().weight[len(tokenizer) :] = 0.0
+        # model's.
+        pad_embedding_rows(model, rows, len(tokenizer))
     model.generation_config.eos_token_id = ids["eos"]
     model.generation_config.pad_token_id = ids["pad"]
     model.generation_config.bos_token_id = ids["bos"]
@@ -151,6 +149,61 @@ def build_tiny_model(out_dir: str | Path, spec: ModelSpec, overwrite: bool = Fal
         (tmp / MANIFEST).write_text(json.dumps(_manifest_for(spec), indent=2))
         if target.exists():
             shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def pad_embedding_rows(model: Any, rows: int, tokens: int) -> None:
+    """Grow `model`'s embedding and LM head to `rows` rows, the rows past the tokenizer's `tokens`
+    ids set to zero (unused ids, masked wherever the project samples or scores); the real rows are
+    unchanged. Also sets config.text_config.vocab_size."""
+    import torch
+
+    model.resize_token_embeddings(rows, mean_resizing=False)
+    with torch.no_grad():
+        model.get_input_embeddings().weight[tokens:] = 0.0
+        model.get_output_embeddings().weight[tokens:] = 0.0
+
+
+def pad_model(model_dir: str | Path, out_dir: str | Path, vocab_size: int) -> Path:
+    """Write a copy of the model in `model_dir` (a trained checkpoint included) whose embedding
+    and LM head have `vocab_size` rows (`pad_embedding_rows`), to `out_dir`, atomically; the
+    tokenizer, processor and every other file are copied unchanged. ValueError when `vocab_size`
+    is below the tokenizer's length or `out_dir` exists."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoTokenizer
+
+    src, target = Path(model_dir), Path(out_dir)
+    if not (src / "config.json").is_file():
+        raise ValueError(f"{src}: not a model directory (no config.json)")
+    if target.exists():
+        raise ValueError(f"{target} exists; choose another --out")
+    tokens = len(AutoTokenizer.from_pretrained(src))
+    rows = check_vocab_size(vocab_size, tokens)
+    model = AutoModelForImageTextToText.from_pretrained(src, dtype=torch.float32)
+    if rows < model.get_input_embeddings().weight.shape[0]:
+        raise ValueError(
+            f"{src} already has {model.get_input_embeddings().weight.shape[0]} embedding rows, "
+            f"more than {rows}"
+        )
+    pad_embedding_rows(model, rows, tokens)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for item in src.iterdir():
+            if item.is_file() and not item.name.endswith(".safetensors") and item.name not in (
+                "model.safetensors.index.json",
+                "config.json",
+            ):
+                shutil.copy2(item, tmp / item.name)
+        model.save_pretrained(tmp)
+        manifest_file = src / MANIFEST
+        manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
+        manifest.update({"vocab_size": rows, "padded_from": str(src)})
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         os.replace(tmp, target)
     finally:
         if tmp.exists():

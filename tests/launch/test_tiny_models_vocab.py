@@ -116,6 +116,46 @@ def test_vocab_size_below_the_tokenizer_is_a_clear_error(
         build_tiny_model(tmp_path, ModelSpec("qwen3_vl", "student", vocab_size="151936"))  # type: ignore[arg-type]
 
 
+def test_pad_copies_a_model_with_the_rows_a_padded_build_has(
+    tmp_path: Path, tiny_models_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`vopd models pad` on a (trained or built) model gives the weights a padded build of the
+    same model has; the tokenizer files are copied unchanged; bad requests are clear errors."""
+    from safetensors.torch import load_file
+
+    plain = tiny_models_dir / STUDENT
+    out = tmp_path / "padded_copy"
+    assert main(["models", "pad", str(plain), "--out", str(out), "--vocab-size", "1024"]) == 0
+    assert str(out) in capsys.readouterr().out
+    built = build_tiny_model(tmp_path / "built", ModelSpec("qwen3_vl", "student", vocab_size=1024))
+    wp, wb = load_file(str(out / "model.safetensors")), load_file(str(built / "model.safetensors"))
+    assert wp.keys() == wb.keys()
+    for key in wp:
+        assert torch.equal(wp[key], wb[key]), key
+    assert json.loads((out / "config.json").read_text())["text_config"]["vocab_size"] == 1024
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        assert (out / name).read_text() == (plain / name).read_text(), name
+    manifest = json.loads((out / "vopd_build.json").read_text())
+    assert manifest["vocab_size"] == 1024 and manifest["padded_from"] == str(plain)
+
+    tokens = len(build_tokenizer())
+    assert main(["models", "pad", str(plain), "--out", str(out), "--vocab-size", "1024"]) == 2
+    assert "exists" in capsys.readouterr().err
+    bad = ["models", "pad", str(plain), "--out", str(tmp_path / "x"), "--vocab-size", "10"]
+    assert main(bad) == 2
+    assert f"smaller than the tokenizer's {tokens} tokens" in capsys.readouterr().err
+
+    def pad(src: Path, dst: str, rows: int) -> int:
+        out_arg = str(tmp_path / dst)
+        return main(["models", "pad", str(src), "--out", out_arg, "--vocab-size", f"{rows}"])
+
+    assert pad(out, "y", 512) == 2
+    assert "already has 1024 embedding rows" in capsys.readouterr().err
+    assert pad(tmp_path, "z", 512) == 2
+    assert "not a model directory" in capsys.readouterr().err
+    assert not any((tmp_path / n).exists() for n in ("x", "y", "z"))
+
+
 # ----------------------------------------------------------------------------------------------
 # End to end: vLLM (CPU build) and transformers on a padded model.
 
