@@ -40,7 +40,7 @@ from launch.step_logic import (
     inject_answers,
     inject_ground_truth,
 )
-from launch.tiny_models.build import count_parameters
+from launch.tiny_models.build import count_head_parameters, count_parameters
 from trainer.lr_schedule import budget_progress
 from trainer.objectives.registry import get_objective_spec
 
@@ -157,8 +157,11 @@ class Driver:
         self.ledger = Ledger(self.out)
         self.faults = FaultInjector.from_text(config.fault.kill, self.out, resume)
         self.recoveries = 0  # in-process restarts of the learner group (Driver.recover)
-        # The FLOPs model's N: the input embedding is a lookup, not a matmul.
+        # The FLOPs model's N: the input embedding is a lookup, not a matmul; the LM head counts
+        # apart, only where the learner computes logits (the completion positions).
+        self.head_params = count_head_parameters(config.model.student)
         self.num_params = count_parameters(config.model.student, matmul_only=True)
+        self.num_params -= self.head_params
         self.peak_flops = measure_matmul_peak(threads=1)
         self.step = 0
         self.train_seconds = 0.0  # wall-clock of the training steps, evaluation excluded
@@ -596,7 +599,15 @@ class Driver:
             learner_s = time.perf_counter() - t_learner
         # Each PPO epoch passes over the whole batch once (forward and backward).
         trained_tokens = seq_tokens * cfg.trainer.ppo_epochs if updates else 0
-        flops = learner_flops(self.num_params, trained_tokens, seq_tokens if learner_lp else 0)
+        head_tokens = sum(t.num_completion_tokens for t in batch.trajectories)
+        flops = learner_flops(
+            self.num_params,
+            trained_tokens,
+            seq_tokens if learner_lp else 0,
+            head_params=self.head_params,
+            trained_head_tokens=head_tokens * cfg.trainer.ppo_epochs if updates else 0,
+            extra_head_tokens=head_tokens if learner_lp else 0,
+        )
         self.step += 1
         self.faults.before("sync", self.step, self)
         final = final or self.step == cfg.trainer.steps

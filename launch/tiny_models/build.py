@@ -247,3 +247,22 @@ def count_parameters(model_dir: str | Path, matmul_only: bool = False) -> int:
     if matmul_only and any(key.endswith("lm_head.weight") for key in sizes):
         sizes = {k: v for k, v in sizes.items() if not k.endswith("embed_tokens.weight")}
     return sum(sizes.values())
+
+
+def count_head_parameters(model_dir: str | Path) -> int:
+    """The LM head's parameters (its own tensor, else the input embedding it is tied to) in a
+    model directory's safetensors files."""
+    from safetensors import safe_open
+
+    head = embedding = 0
+    for file in Path(model_dir).glob("*.safetensors"):
+        with safe_open(str(file), framework="pt") as handle:
+            for key in handle.keys():  # noqa: SIM118 (safe_open is not a dict)
+                size = math.prod(handle.get_slice(key).get_shape())
+                if key.endswith("lm_head.weight"):
+                    head += size
+                elif key.endswith("language_model.embed_tokens.weight") or key.endswith(
+                    "model.embed_tokens.weight"
+                ):
+                    embedding += size
+    return head or embedding

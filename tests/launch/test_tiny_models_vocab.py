@@ -18,7 +18,7 @@ from test_tiny_models import hf_inputs, synthetic_clip
 
 from launch.cli import main
 from launch.tiny_models import ModelSpec, build_tiny_model
-from launch.tiny_models.build import _manifest_for, count_parameters
+from launch.tiny_models.build import _manifest_for, count_head_parameters, count_parameters
 from launch.tiny_models.tokenizer import build_tokenizer
 from runtime.hf_compat import load_hf_model
 
@@ -87,6 +87,9 @@ def test_cli_builds_a_padded_model_with_the_small_tokenizer(
     assert count_parameters(padded, matmul_only=True) == count_parameters(padded) - (
         wp[embedding[0]].numel()
     )
+    # The LM head apart: it counts only at the positions with logits (launch.flops).
+    assert count_head_parameters(padded) == PADDED * hidden
+    assert count_head_parameters(plain) == tokens * hidden
 
     manifest = json.loads((padded / "vopd_build.json").read_text())
     assert manifest["vocab_size"] == PADDED
