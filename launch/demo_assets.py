@@ -5,8 +5,15 @@
 3. a **teacher** trained to competence by supervised training through the same distributed loop
    (objective `sft`, cosine decay, the best validation checkpoint kept: the constant-lr recipe
    collapses late, see BENCHMARKS.md "Synthetic task learnability");
-4. a **student** warm-started briefly on the answers: it learns the answer format, not the task
-   (validation mIoU near the blind floor);
+4. a **student** warm-started on the answers: it learns the answer format, not the task. The same
+   supervised recipe, evaluated on the whole validation split every `student_eval_every` steps
+   (at most `student_steps`); the floor student is the model of the last evaluation still at the
+   floor (val mIoU <= floor + `student_leave_fraction` x (teacher - floor)) before the first one
+   past it: a student at the blind floor, just before the jump supervised training shows on
+   this task. A fixed step count landed at different distances from that jump in two builds of
+   the same seed (gloo reductions are not bitwise reproducible), and OPD from the farther one
+   sat at the floor for ~400 steps. A student past the floor at its first evaluation is a
+   RuntimeError naming the values (outside quick mode);
 5. a **competent student**: the floor student trained on by the same supervised recipe, evaluated
    on the whole validation split every `competent_eval_every` steps, and taken at the first
    evaluation whose mIoU lies in the band floor + [0.40, 0.50] x (teacher - floor) (the papers'
@@ -48,8 +55,10 @@ class DemoAssetSettings:
     level: int = 1
     teacher_steps: int = 1500
     teacher_lr: float = 2e-3
-    student_steps: int = 400
+    student_steps: int = 1200  # the floor student's search: at most this many steps
     student_lr: float = 2e-3
+    student_eval_every: int = 50
+    student_leave_fraction: float = 0.10  # of the teacher's gain over the floor: "left the floor"
     prompts_per_step: int = 8
     eval_every: int = 100
     # The competent student (stage 5): supervised steps on top of the floor student, at most
@@ -77,10 +86,19 @@ COMPETENT_FIELDS = (
 )
 
 
-def _split_settings(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the settings of stages 1-4, the competent student's) of a settings dict."""
-    base = {k: v for k, v in settings.items() if k not in COMPETENT_FIELDS}
-    return base, {k: settings.get(k) for k in COMPETENT_FIELDS}
+# The settings that only the floor student (and so the competent one) depends on.
+STUDENT_FIELDS = ("student_steps", "student_lr", "student_eval_every", "student_leave_fraction")
+
+
+def _split_settings(
+    settings: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(the settings of stages 1-3, the floor student's, the competent student's) of a settings
+    dict; a field the dict lacks (assets written by an older version) reads as None."""
+    staged = (*STUDENT_FIELDS, *COMPETENT_FIELDS)
+    base = {k: v for k, v in settings.items() if k not in staged}
+    student = {k: settings.get(k) for k in STUDENT_FIELDS}
+    return base, student, {k: settings.get(k) for k in COMPETENT_FIELDS}
 
 
 def _sft_overrides(
@@ -175,21 +193,30 @@ def _write_assets(out: Path, assets: dict[str, Any]) -> None:
 
 def prepare_demo(settings: DemoAssetSettings, force: bool = False) -> dict[str, Any]:
     """Build (or reuse) the dataset, the trained teacher, the warm-started (floor) student and
-    the competent student."""
+    the competent student; a stage is rebuilt when its settings (or an earlier stage's) change."""
     out = Path(settings.out_dir)
-    base, competent = _split_settings(asdict(settings))
+    base, student, competent = _split_settings(asdict(settings))
     cached = None if force else load_assets(out)
-    if cached is not None and _split_settings(cached["settings"])[0] == base:
-        entry = cached.get(COMPETENT)
-        if entry is not None and entry.get("settings") == competent:
-            print(f"[prepare-demo] reusing assets in {out} (use --force to rebuild)")
-            return cached
-        print(f"[prepare-demo] reusing the dataset, teacher and floor student in {out}")
-        assets = {**cached, "settings": asdict(settings)}
+    cached_split = _split_settings(cached["settings"]) if cached is not None else None
+    if cached is not None and cached_split[0] == base:
+        if cached_split[1] == student and "student_search" in cached:
+            entry = cached.get(COMPETENT)
+            if entry is not None and entry.get("settings") == competent:
+                print(f"[prepare-demo] reusing assets in {out} (use --force to rebuild)")
+                return cached
+            print(f"[prepare-demo] reusing the dataset, teacher and floor student in {out}")
+            assets = {**cached, "settings": asdict(settings)}
+        else:
+            print(f"[prepare-demo] reusing the dataset and teacher in {out}")
+            assets = {**cached, "settings": asdict(settings)}
+            assets.update(build_floor_student(settings, assets))
         assets.pop(COMPETENT, None)
+        _write_assets(out, assets)  # recorded now: a kill in stage 5 keeps stages 1-4
     else:
         assets = _build_base(settings, force)
-        _write_assets(out, assets)  # recorded now: a kill in stage 5 keeps stages 1-4
+        _write_assets(out, assets)  # a kill in stage 4 keeps stages 1-3
+        assets.update(build_floor_student(settings, assets))
+        _write_assets(out, assets)  # a kill in stage 5 keeps stages 1-4
     assets[COMPETENT] = build_competent_student(settings, assets)
     _write_assets(out, assets)
     entry = assets[COMPETENT]
@@ -202,7 +229,7 @@ def prepare_demo(settings: DemoAssetSettings, force: bool = False) -> dict[str, 
 
 
 def _build_base(settings: DemoAssetSettings, force: bool) -> dict[str, Any]:
-    """Stages 1-4: dataset, tiny models, teacher, floor student; their val/test metrics."""
+    """Stages 1-3: dataset, tiny models, teacher; the teacher's val/test metrics."""
     from launch.config import load_config
     from launch.driver import init_ray
     from launch.tiny_models import build_tiny_models
@@ -241,39 +268,126 @@ def _build_base(settings: DemoAssetSettings, force: bool) -> dict[str, Any]:
     teacher_dir = out / "teacher"
     _copy_model(teacher_run / "best_model", teacher_dir)
 
-    print(f"[prepare-demo] student: {settings.student_steps}-step warm start (format only)")
-    student_run = out / "runs" / "student_warmstart"
-    _train_sft(
-        _sft_overrides(
-            settings,
-            str(models["qwen3_vl-student"]),
-            student_run,
-            settings.student_steps,
-            settings.student_lr,
-            cosine=False,
-        )
-    )
-    student_dir = out / "student"
-    final = sorted((student_run / "checkpoints").glob("step_*"))[-1]
-    _copy_model(final / "model", student_dir)
-
-    print("[prepare-demo] evaluating teacher and student on val and test")
+    print("[prepare-demo] evaluating the teacher on val and test")
     splits = {split: data / f"{split}.json" for split in ("val", "test")}
-    metrics = {
-        role: evaluate_model(str(path), splits, data / "videos")
-        for role, path in (("teacher", teacher_dir), ("student", student_dir))
-    }
-    for role in ("teacher", "student"):
-        m = metrics[role]["val"]
-        print(f"[prepare-demo] {role}: val mIoU {m['mIoU']:.1f}, parse {m['parse_rate']:.0f}%")
+    metrics = {"teacher": evaluate_model(str(teacher_dir), splits, data / "videos")}
+    print(f"[prepare-demo] teacher: val mIoU {metrics['teacher']['val']['mIoU']:.1f}")
     return {
         "version": ASSETS_VERSION,
         "settings": asdict(settings),
         "data": str(data),
         "teacher": str(teacher_dir),
-        "student": str(student_dir),
+        "student_init": str(models["qwen3_vl-student"]),
         "metrics": metrics,
         "blind_floor": {s: stats["splits"][s]["blind_floor_miou"] for s in ("val", "test")},
+    }
+
+
+# ---------------------------------------------------------------- the floor student (stage 4)
+
+
+def floor_threshold(floor: float, teacher: float, fraction: float) -> float:
+    """The val mIoU above which the warm-started student has left the blind floor:
+    floor + fraction x (teacher - floor) (the floor itself when the teacher is not above it)."""
+    return floor + fraction * max(teacher - floor, 0.0)
+
+
+def _initial_student(assets: dict[str, Any], out: Path) -> str:
+    """The untrained student the warm start begins from (assets written by an older version do
+    not record it: the tiny-model directory of the same build)."""
+    return assets.get("student_init") or str(out / "models" / "qwen3_vl-student")
+
+
+def build_floor_student(settings: DemoAssetSettings, assets: dict[str, Any]) -> dict[str, Any]:
+    """Stage 4: supervised training of the initial student, evaluated every `student_eval_every`
+    steps, kept at the last evaluation still at the floor before the first one past it (module
+    docstring); copied atomically to `<out>/student` and scored on val and test. Returns the
+    assets entries "student", "student_search" and metrics["student"]."""
+    from launch.config import load_config
+    from launch.driver import Driver, init_ray
+    from trainer.learner_group import LearnerError
+
+    t0 = time.perf_counter()
+    out = Path(settings.out_dir)
+    data = Path(assets["data"])
+    floor = float(assets["blind_floor"]["val"])
+    teacher = float(assets["metrics"]["teacher"]["val"]["mIoU"])
+    threshold = floor_threshold(floor, teacher, settings.student_leave_fraction)
+    steps = settings.student_steps
+    every = min(settings.student_eval_every, steps)
+    run_dir = out / "runs" / "student_warmstart"
+    if run_dir.exists():  # an earlier, unfinished search: start again
+        shutil.rmtree(run_dir)
+    overrides = [
+        *_sft_overrides(
+            settings, _initial_student(assets, out), run_dir, steps, settings.student_lr, False
+        ),
+        "eval.max_samples=null",  # the whole val split, as the floor is defined on it
+        f"eval.every_steps={every}",
+        "checkpoint.keep_best=false",  # the kept model is written here (run_dir/best_model)
+    ]
+    init_ray(load_config("sft"))
+    print(
+        f"[prepare-demo] student: supervised warm start, evaluated every {every} steps, kept at "
+        f"the last evaluation with val mIoU <= {threshold:.1f} (floor {floor:.1f} + "
+        f"{settings.student_leave_fraction:g} x teacher {teacher:.1f}), at most {steps} steps"
+    )
+    seen: list[tuple[int, float]] = []
+    kept: dict[str, Any] | None = None
+    left_at: int | None = None
+    driver = Driver(load_config("sft", overrides))
+    try:
+        while driver.step < steps:
+            try:
+                record = driver.train_step()
+            except LearnerError as exc:
+                driver.recover(exc)
+                continue
+            if "val" not in record:
+                continue
+            value = float(record["val"]["mIoU"])
+            seen.append((driver.step, value))
+            print(f"[prepare-demo] student step {driver.step}: val mIoU {value:.1f}")
+            if value > threshold and not settings.quick:
+                left_at = driver.step
+                break
+            kept = {"step": driver.step, "val": record["val"]}
+            driver.save_best_model(record["val"])
+    finally:
+        driver.shutdown()
+    values = ", ".join(f"{step}: {value:.1f}" for step, value in seen) or "none"
+    if kept is None:
+        raise RuntimeError(
+            f"floor student: val mIoU was past {threshold:.1f} (floor {floor:.1f}) at the first "
+            f"evaluation (step: val mIoU {values}); evaluate more often (student_eval_every) or "
+            "lower student_lr"
+        )
+    student_dir = out / "student"
+    _copy_model(run_dir / "best_model", student_dir)
+    splits = {split: data / f"{split}.json" for split in ("val", "test")}
+    metrics = evaluate_model(str(student_dir), splits, data / "videos")
+    status = (
+        "quick"
+        if settings.quick
+        else "before the jump"
+        if left_at is not None
+        else f"never left the floor in {steps} steps"
+    )
+    print(
+        f"[prepare-demo] floor student ({status}): step {kept['step']}, val mIoU "
+        f"{metrics['val']['mIoU']:.1f}, parse {metrics['val'].get('parse_rate', float('nan')):.0f}%"
+    )
+    return {
+        "student": str(student_dir),
+        "student_search": {
+            "status": status,
+            "step": kept["step"],
+            "left_floor_at": left_at,
+            "threshold": threshold,
+            "evaluations": [{"step": step, "mIoU": value} for step, value in seen],
+            "seconds": time.perf_counter() - t0,
+        },
+        "metrics": {**assets["metrics"], "student": metrics},
     }
 
 
@@ -489,7 +603,7 @@ def build_competent_student(settings: DemoAssetSettings, assets: dict[str, Any])
         "model": str(target),
         "status": status,
         "step": chosen["step"],
-        "total_sft_steps": settings.student_steps + chosen["step"],
+        "total_sft_steps": assets.get("student_search", {}).get("step", 0) + chosen["step"],
         "val": chosen["val"],
         "test": test_metrics,
         "band": {
@@ -501,5 +615,5 @@ def build_competent_student(settings: DemoAssetSettings, assets: dict[str, Any])
         "evaluations": [{"step": step, "mIoU": value} for step, value in search.seen],
         "seconds": time.perf_counter() - t0,
         "run": str(run_dir),
-        "settings": _split_settings(asdict(settings))[1],
+        "settings": _split_settings(asdict(settings))[2],
     }

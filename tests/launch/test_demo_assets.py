@@ -1,6 +1,7 @@
-"""`vopd prepare-demo`'s competent student: the band, the stopping rule, the search loop (on a
-scripted stand-in for the driver: rewind, overshoot, failure) and which stages a cached build
-reuses. No Ray, no models: the real path runs in tests/launch/test_demo.py."""
+"""`vopd prepare-demo`'s floor student (the last evaluation before the jump) and competent
+student: the band, the stopping rule, the search loop (on a scripted stand-in for the driver:
+rewind, overshoot, failure) and which stages a cached build reuses. No Ray, no models: the real
+path runs in tests/launch/test_demo.py."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from launch.demo_assets import (
     BandSearch,
     DemoAssetSettings,
     build_competent_student,
+    build_floor_student,
     competent_band,
     prepare_demo,
 )
@@ -149,6 +151,7 @@ def scripted(monkeypatch: pytest.MonkeyPatch):
         assets = {
             "data": str(tmp_path / "data"),
             "student": str(tmp_path / "student"),
+            "student_search": {"step": 450},
             "blind_floor": {"val": 20.0},
             "metrics": {"teacher": {"val": {"mIoU": 80.0}}},  # band [44, 50]
         }
@@ -164,7 +167,7 @@ def test_search_keeps_the_first_checkpoint_in_the_band(scripted, tmp_path: Path)
     entry = scripted(tmp_path, lambda step: 20.0 + 0.25 * step)  # 45.0 at step 100
     assert entry["status"] == "in band"
     assert entry["step"] == 100 and entry["val"]["mIoU"] == 45.0
-    assert entry["total_sft_steps"] == DemoAssetSettings().student_steps + 100
+    assert entry["total_sft_steps"] == 450 + 100  # the floor student's steps, then these
     assert [e["step"] for e in entry["evaluations"]] == [25, 50, 75, 100]
     assert entry["band"]["mIoU"] == pytest.approx([44.0, 50.0])
     assert entry["_evaluated"] == ["engines:pass0@100"]  # test split scored on the live engines
@@ -228,9 +231,13 @@ def staged(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return {
             "version": demo_assets.ASSETS_VERSION,
             "settings": asdict(settings),
-            "student": "s",
             "teacher": "t",
         }
+
+    def floor(settings: DemoAssetSettings, assets: dict[str, Any]) -> dict[str, Any]:
+        calls.append("student")
+        assert (Path(settings.out_dir) / "assets.json").is_file()  # stages 1-3 recorded first
+        return {"student": "s", "student_search": {"status": "before the jump", "step": 400}}
 
     def competent(settings: DemoAssetSettings, assets: dict[str, Any]) -> dict[str, Any]:
         calls.append("competent")
@@ -241,10 +248,11 @@ def staged(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             "step": 10,
             "val": {"mIoU": 50.0},
             "band": {"mIoU": [44.0, 50.0]},
-            "settings": demo_assets._split_settings(asdict(settings))[1],
+            "settings": demo_assets._split_settings(asdict(settings))[2],
         }
 
     monkeypatch.setattr(demo_assets, "_build_base", base)
+    monkeypatch.setattr(demo_assets, "build_floor_student", floor)
     monkeypatch.setattr(demo_assets, "build_competent_student", competent)
     return calls
 
@@ -252,22 +260,84 @@ def staged(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_cached_stages_are_reused(staged: list[str], tmp_path: Path) -> None:
     settings = DemoAssetSettings(out_dir=str(tmp_path))
     assets = prepare_demo(settings)
-    assert staged == ["base", "competent"]
+    assert staged == ["base", "student", "competent"]
     assert demo_assets.load_assets(tmp_path)[COMPETENT]["model"] == "c"
-    assert prepare_demo(settings) == assets and staged == ["base", "competent"]
+    assert prepare_demo(settings) == assets and staged == ["base", "student", "competent"]
     # Another competent setting: only that stage again.
     prepare_demo(replace(settings, competent_lr=1e-3))
-    assert staged == ["base", "competent", "competent"]
+    assert staged[3:] == ["competent"]
+    # Another floor-student setting: that stage and the competent one; the teacher is kept.
+    prepare_demo(replace(settings, student_leave_fraction=0.2))
+    assert staged[4:] == ["student", "competent"]
     # Assets written before the competent student existed (no entry, older settings): the
     # teacher and floor student are kept.
+    prepare_demo(settings)
     old = json.loads((tmp_path / "assets.json").read_text())
     del old[COMPETENT]
     old["settings"] = {k: v for k, v in old["settings"].items() if not k.startswith("competent")}
     del old["settings"]["quick"]
     (tmp_path / "assets.json").write_text(json.dumps(old))
+    del staged[:]
     prepare_demo(settings)
-    assert staged == ["base", "competent", "competent", "competent"]
+    assert staged == ["competent"]
+    # Assets written before the floor student's search (a fixed warm start): the teacher is kept.
+    old = json.loads((tmp_path / "assets.json").read_text())
+    del old["student_search"]
+    for key in ("student_eval_every", "student_leave_fraction"):
+        del old["settings"][key]
+    (tmp_path / "assets.json").write_text(json.dumps(old))
+    prepare_demo(settings)
+    assert staged == ["competent", "student", "competent"]
     # --force and a changed base setting rebuild everything.
     prepare_demo(settings, force=True)
     prepare_demo(replace(settings, teacher_steps=7))
-    assert staged[-4:] == ["base", "competent", "base", "competent"]
+    assert staged[-6:] == ["base", "student", "competent"] * 2
+
+@pytest.fixture
+def floor_scripted(scripted, tmp_path: Path):
+    """Run build_floor_student against _ScriptedDriver (the patches of `scripted`) with a val
+    curve; blind floor 20, teacher 80: the student has left the floor above 26 (fraction 0.1)."""
+
+    def run(curve: Callable[[int], float], **settings: Any) -> dict[str, Any]:
+        _ScriptedDriver.curve = staticmethod(curve)
+        _ScriptedDriver.starts = []
+        options = {"student_steps": 400, "student_eval_every": 50, **settings}
+        config = DemoAssetSettings(out_dir=str(tmp_path), **options)
+        assets = {
+            "data": str(tmp_path / "data"),
+            "student_init": str(tmp_path / "init"),
+            "blind_floor": {"val": 20.0},
+            "metrics": {"teacher": {"val": {"mIoU": 80.0}}},
+        }
+        return build_floor_student(config, assets)
+
+    return run
+
+
+def test_floor_student_is_the_last_evaluation_before_the_jump(floor_scripted, tmp_path) -> None:
+    entry = floor_scripted(lambda step: 22.0 if step <= 150 else 30.0)
+    search = entry["student_search"]
+    assert search["status"] == "before the jump"
+    assert search["step"] == 150 and search["left_floor_at"] == 200
+    assert search["threshold"] == pytest.approx(26.0)
+    assert [e["step"] for e in search["evaluations"]] == [50, 100, 150, 200]  # stopped there
+    kept = json.loads((tmp_path / "student" / "val_metrics.json").read_text())
+    assert kept["step"] == 150 and kept["mIoU"] == 22.0
+    assert entry["student"] == str(tmp_path / "student")
+    assert entry["metrics"]["student"]["val"] == {"mIoU": -2.0}  # scored from its directory
+    assert entry["metrics"]["teacher"]["val"]["mIoU"] == 80.0
+
+
+def test_floor_student_that_never_leaves_is_taken_at_the_cap(floor_scripted) -> None:
+    entry = floor_scripted(lambda step: 21.0, student_steps=200)
+    assert entry["student_search"]["status"] == "never left the floor in 200 steps"
+    assert entry["student_search"]["step"] == 200
+    assert entry["student_search"]["left_floor_at"] is None
+
+
+def test_a_student_past_the_floor_at_once_is_a_clear_error(floor_scripted) -> None:
+    with pytest.raises(RuntimeError, match=r"past 26.0 \(floor 20.0\) at the first evaluation"):
+        floor_scripted(lambda step: 40.0)
+    # Quick mode never fails: its one evaluation is kept.
+    entry = floor_scripted(lambda step: 40.0, student_steps=4, quick=True)
+    assert entry["student_search"]["status"] == "quick" and entry["student_search"]["step"] == 4
