@@ -1,9 +1,9 @@
 """`build_sampler`: the sampler a run's curriculum settings ask for (uniform, TVDF, difficulty).
 
-`config` is `launch.config.CurriculumConfig` or any object with its attributes (curriculum/ never
-imports launch). Uniform needs nothing else; TVDF and difficulty sampling need an `OfflineScorer`
-(built here from the engines and the annotation file) and make their first selection when the
-driver first calls `refresh`.
+`config` is a `curriculum.config.CurriculumConfig` (the run configuration's `curriculum:`
+section) or any object with its attributes. Uniform needs nothing else; TVDF and difficulty
+sampling need an `OfflineScorer` (built here from the engines and the annotation file) and make
+their first selection when the driver first calls `refresh`.
 """
 
 from __future__ import annotations

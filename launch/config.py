@@ -3,6 +3,11 @@
 `load_config(path, overrides)` merges a YAML file (or a preset name from launch/configs/) onto the
 schema's defaults, then `key=value` overrides; an unknown key or a value of the wrong type is a
 `ConfigError` naming the key (and the file), never a crash later in a training step.
+
+One tree: a section that is a package's configuration is that package's own type (rollout:
+`rollout.engine_config.RolloutConfig`, teacher: `teacher_server.config.TeacherSettings`, learner:
+`trainer.config.LearnerConfig`, curriculum: `curriculum.config.CurriculumConfig`), so each value
+is defined once and handed down as part of its section; the other sections are defined here.
 """
 
 from __future__ import annotations
@@ -12,6 +17,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from curriculum.config import CurriculumConfig
+from rollout.engine_config import RolloutConfig
+from teacher_server.config import TeacherSettings
+from trainer.config import LearnerConfig
 from trainer.lr_schedule import SCHEDULES
 
 PRESET_DIR = Path(__file__).parent / "configs"
@@ -58,82 +67,6 @@ class DataConfig:
     # vision tokens per 2-frame pair; benchmarks/model_ladder.py).
     min_pixels: int = 32 * 32
     lenient: bool = False
-
-
-@dataclass
-class RolloutConfig:
-    """Student sampling with vLLM (or the transformers reference engine)."""
-
-    engine: str = "vllm"
-    num_workers: int = 1
-    n: int = 1
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 32
-    max_model_len: int = 2048
-    weight_bucket_mb: int = 256
-    # How weights reach the engines after each step: "object_store" (exported to the driver,
-    # ray.put per bucket) or "collective" (learner rank 0 broadcasts them to the engines over a
-    # standalone process group: gloo on CPU, NCCL when the rollout workers have GPUs).
-    weight_transport: str = "object_store"
-    timeout_s: float = 300.0
-    verify_sync: bool = True
-    # The colocated layout (verl's hybrid engine): each learner rank owns one rollout engine in
-    # its own process and hands it the new weights in place (no serialisation, nothing through
-    # the driver or the object store); rollout.num_workers must equal learner.num_ranks. False:
-    # the rollout engines are actors of their own (clusters: pools on their own devices).
-    colocate: bool = False
-
-
-@dataclass
-class TeacherConfig:
-    """Teacher scoring of student tokens: local workers or a remote service."""
-
-    backend: str = "vllm"
-    num_workers: int = 1
-    top_k: int = 0
-    url: str | None = None
-    token_env: str | None = None
-    timeout_s: float = 300.0
-    # Run the teacher's forward on every learner rank instead of in a teacher pool: nothing per
-    # position is shipped (the exact reverse KL without V values per position on the wire), at
-    # the cost of the teacher's weights and forward on each rank (TRL's GKD layout).
-    colocate: bool = False
-    # Streaming scoring: each rollout worker's shard goes to the teacher pool as soon as it is
-    # sampled, so the teacher scores while the other shards still sample (same batch, same
-    # values; needs rollout.num_workers >= 2 to overlap anything). The ledger's teacher_busy_s /
-    # teacher_overlap_s say how much was hidden. Off by default: on a 2-core machine the teacher
-    # and the rollout share the cores (BENCHMARKS.md, "Streaming teacher scoring").
-    stream: bool = False
-
-
-@dataclass
-class LearnerConfig:
-    """DeepSpeed ZeRO learner ranks and the optimizer."""
-
-    num_ranks: int = 2
-    zero_stage: int = 3
-    precision: str = "fp32"
-    lr: float = 1e-3
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
-    weight_decay: float = 0.01
-    warmup_steps: int = 0
-    # "constant", or "cosine": decays from lr to min_lr_ratio * lr by trainer.steps, or by the
-    # end of trainer.budget_s (wall-clock) when that comes first.
-    schedule: str = "constant"
-    min_lr_ratio: float = 0.0
-    grad_clip: float = 1.0
-    micro_batch_size: int = 8
-    # Activation checkpointing (transformers' gradient_checkpointing_enable, non-reentrant):
-    # recompute each layer in the backward instead of keeping its activations; ~1/3 more
-    # learner compute for activation memory that no longer grows with depth (long videos).
-    gradient_checkpointing: bool = False
-    # Torch / OpenMP threads of each rank's process (and of its rollout engine with
-    # rollout.colocate): ranks x threads should not exceed the cores the ranks get.
-    threads: int = 1
-    # Limit of every call to the ranks (start-up, step, export, checkpoints); on expiry the
-    # driver restarts the group from the last checkpoint (trainer.max_recoveries).
-    timeout_s: float = 600.0
 
 
 @dataclass
@@ -205,38 +138,6 @@ class CheckpointConfig:
 
 
 @dataclass
-class CurriculumConfig:
-    """Which training samples each step sees (docs/CURRICULUM.md): uniform, TVDF (Video-OPD's
-    teacher-validated disagreement focusing) or TimeLens-style difficulty sampling, and when the
-    student is re-scored. Defaults marked (*) were not published; they are this project's choice."""
-
-    kind: str = "uniform"  # uniform | tvdf | difficulty
-    # TVDF: keep samples with mean teacher IoU >= tau_teacher over teacher_k predictions, then
-    # subset_size of them by delta = teacher IoU - student IoU with `rule`.
-    rule: str = "top_k"  # top_k | uniform | bucket | gaussian
-    subset_size: int = 2500  # the paper kept 2.5K; <= 0 keeps every reliable sample
-    tau_teacher: float = 0.5  # (*)
-    teacher_k: int = 4  # (*) predictions per sample; 1 = greedy
-    teacher_temperature: float = 1.0  # (*) used when teacher_k > 1
-    buckets: int = 5
-    gaussian_center: float = 0.9
-    gaussian_sigma: float = 0.2
-    # Difficulty sampling (GRPO): Gaussian over the student's IoU / IoU density in bins.
-    difficulty_mean: float = 0.05
-    difficulty_sigma: float = 0.2
-    difficulty_bins: int = 20
-    # Offline predictions (student: greedy, one per sample).
-    max_new_tokens: int = 32  # (*)
-    batch_size: int = 64
-    num_workers: int = 1
-    prediction_seed: int = 0
-    cache_dir: str = "artifacts/curriculum_cache"
-    # Refresh: none | rounds (re-score after each pass over the selection) | online (every K).
-    refresh: str = "none"
-    refresh_every: int = 0
-
-
-@dataclass
 class FaultConfig:
     """Fault injection to rehearse failures (docs/FAULTS.md): `kill` = "KIND@STEP", KIND one of
     teacher | rollout | learner | driver, STEP the 1-based training step; None = no fault."""
@@ -286,7 +187,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
-    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    teacher: TeacherSettings = field(default_factory=TeacherSettings)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)

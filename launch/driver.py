@@ -251,12 +251,9 @@ class Driver:
             check_colocated_teacher(cfg.model.student, cfg.model.teacher)
         elif self.spec.needs_teacher:
             self.teacher = self._scoring_pool(
-                backend=cfg.teacher.backend,
-                model=cfg.model.teacher if cfg.teacher.backend != "remote" else "",
+                "teacher",
+                model=cfg.model.teacher,
                 top_k=self.spec.teacher_top_k(len(self.tokenizer), cfg.teacher.top_k),
-                num_workers=cfg.teacher.num_workers,
-                url=cfg.teacher.url or "",
-                **({"token_env": cfg.teacher.token_env} if cfg.teacher.token_env else {}),
             )
         self.reference = self._start_reference()
         self._startup_checks()
@@ -267,24 +264,14 @@ class Driver:
     def _engine_config(self) -> Any:
         """The student's rollout engine settings (separate workers or colocated ranks)."""
         cfg = self.config
-        engine = engine_config(cfg, cfg.model.student)
-        if cfg.rollout.colocate:  # the engine shares its rank's threads
-            engine = dataclasses.replace(engine, threads=cfg.learner.threads)
-        return engine
+        # A colocated engine shares its rank's threads.
+        threads = cfg.learner.threads if cfg.rollout.colocate else 1
+        return engine_config(cfg, cfg.model.student, threads)
 
     def _rollout_group_config(self) -> Any:
         """How the driver talks to the rollout engines (timeouts, restarts, weight buckets)."""
-        from rollout.group import GroupConfig
-
         cfg = self.config
-        return GroupConfig(
-            num_workers=cfg.rollout.num_workers,
-            cpus_per_worker=cfg.resources.rollout_cpus,
-            gpus_per_worker=cfg.resources.rollout_gpus,
-            sample_timeout_s=cfg.rollout.timeout_s,
-            bucket_bytes=cfg.rollout.weight_bucket_mb * 1024 * 1024,
-            transport=cfg.rollout.weight_transport,
-        )
+        return cfg.rollout.group_config(cfg.resources.rollout_cpus, cfg.resources.rollout_gpus)
 
     def _colocated_rollout(self) -> Any:
         """A rollout group over the learner ranks' own engines (rollout.colocate)."""
@@ -294,7 +281,6 @@ class Driver:
             self._engine_config(), self._rollout_group_config(), actors=self.learners.ranks
         )
 
-
     def _start_teacher_answers(self) -> Any:
         """Generation engines on the teacher model (teacher.num_workers of them) and the cache
         of its answers, for sequence-level KD."""
@@ -303,7 +289,7 @@ class Driver:
 
         cfg = self.config
         engines = curriculum_engines(cfg)
-        group = dataclasses.replace(engines["group"], num_workers=cfg.teacher.num_workers)
+        group = helper_group_config(cfg, cfg.teacher.num_workers)
         options = self.spec.split_options(cfg.trainer.objective_kwargs).targets
         return TeacherAnswers(
             RolloutGroup(engines["teacher_engine"], group, self._placement_options("teacher")),
@@ -334,21 +320,10 @@ class Driver:
         cfg = self.config
         learner = cfg.learner
         return LearnerGroup(
-            LearnerSettings(
+            LearnerSettings.from_config(  # the learner section, whole, and the rank's own values
+                learner,
                 model_dir=cfg.model.student,
-                zero_stage=learner.zero_stage,
-                precision=learner.precision,
-                lr=learner.lr,
-                betas=(float(learner.betas[0]), float(learner.betas[1])),
-                weight_decay=learner.weight_decay,
-                warmup_steps=learner.warmup_steps,
                 total_steps=cfg.trainer.steps * updates_per_step(cfg),
-                schedule=learner.schedule,
-                min_lr_ratio=learner.min_lr_ratio,
-                grad_clip=learner.grad_clip,
-                micro_batch_size=learner.micro_batch_size,
-                gradient_checkpointing=learner.gradient_checkpointing,
-                torch_threads=learner.threads,
                 freeze_vision=cfg.model.freeze_vision,
                 temperature=cfg.rollout.temperature,
                 seed=cfg.trainer.seed,
@@ -393,43 +368,30 @@ class Driver:
         if not self.spec.accepts_reference or kl_coef <= 0:
             return None
         return self._scoring_pool(
-            backend=cfg.teacher.backend if cfg.teacher.backend != "remote" else "hf",
+            "reference",
             model=cfg.model.reference or cfg.model.student,
             top_k=0,
-            num_workers=cfg.teacher.num_workers,
-            pool="reference",
+            backend=cfg.teacher.backend if cfg.teacher.backend != "remote" else "hf",
         )
 
-    def _scoring_pool(
-        self,
-        backend: str,
-        model: str,
-        top_k: int,
-        num_workers: int,
-        pool: str = "teacher",
-        **extra: Any,
-    ) -> Any:
-        """A TeacherPool scoring sampled tokens (the teacher, or the KL reference: `pool`, its
-        placement) with the run's temperature, context length, teacher resources, dtype, timeout
-        and seed."""
-        from teacher_server.config import TeacherConfig
+    def _scoring_pool(self, pool: str, model: str, top_k: int, backend: str | None = None) -> Any:
+        """A TeacherPool scoring sampled tokens: the teacher section's pool (`pool` "teacher"),
+        or the KL reference's ("reference", on a local `backend`), sized and placed as the
+        teacher's, with the run's sampling temperature, context length, dtype and seed."""
         from teacher_server.pool import TeacherPool
 
         cfg = self.config
         return TeacherPool(
-            TeacherConfig(
-                backend=backend,
+            cfg.teacher.pool_config(
                 model=model,
                 top_k=top_k,
                 temperature=cfg.rollout.temperature,
                 max_model_len=cfg.rollout.max_model_len,
-                num_workers=num_workers,
+                dtype=cfg.learner.inference_dtype,
+                seed=cfg.trainer.seed,
                 num_cpus=cfg.resources.teacher_cpus,
                 num_gpus=cfg.resources.teacher_gpus,
-                dtype=model_dtype(cfg),
-                timeout_s=cfg.teacher.timeout_s,
-                seed=cfg.trainer.seed,
-                **extra,
+                backend=backend,
             ),
             placement=self._placement_options(pool),
         )
@@ -499,7 +461,6 @@ class Driver:
         """Run one full step and return its ledger record (`final`: the last step of the run,
         e.g. when the wall-clock budget is spent: evaluate and checkpoint after it)."""
         from rollout.batch import RolloutBatch
-        from rollout.engine_config import SamplingConfig
 
         cfg = self.config
         objective = cfg.trainer.objective
@@ -539,12 +500,7 @@ class Driver:
                 batch = self.rollout.sample(
                     prompts,
                     n=cfg.rollout.n,
-                    sampling=SamplingConfig(
-                        temperature=cfg.rollout.temperature,
-                        top_p=cfg.rollout.top_p,
-                        max_tokens=cfg.rollout.max_new_tokens,
-                        seed=cfg.trainer.seed * 100_003 + self.step,
-                    ),
+                    sampling=cfg.rollout.sampling(seed=cfg.trainer.seed * 100_003 + self.step),
                     **({"on_part": stream.submit} if stream is not None else {}),
                 )
             rollout_end = time.time()
@@ -1022,23 +978,19 @@ def update_summary(updates: list[list[Any]]) -> dict[str, Any]:
     return out
 
 
-def engine_config(config: RunConfig, model: str) -> Any:
-    """A vLLM (or transformers) generation engine on `model` with the run's engine kind, seed,
-    context length and dtype."""
-    from rollout.engine_config import EngineConfig
-
-    return EngineConfig(
-        model=model,
-        engine=config.rollout.engine,
-        seed=config.trainer.seed,
-        max_model_len=config.rollout.max_model_len,
-        dtype=model_dtype(config),
+def engine_config(config: RunConfig, model: str, threads: int = 1) -> Any:
+    """A vLLM (or transformers) generation engine on `model` with the run's engine kind and
+    context length (rollout section), seed and dtype (that of the learner's precision)."""
+    return config.rollout.engine_config(
+        model, config.trainer.seed, config.learner.inference_dtype, threads
     )
 
 
-def model_dtype(config: RunConfig) -> str:
-    """The inference engines' dtype: bfloat16 when the learners train in bf16, else float32."""
-    return "bfloat16" if config.learner.precision == "bf16" else "float32"
+def helper_group_config(config: RunConfig, num_workers: int) -> Any:
+    """A group of `num_workers` generation engines that never takes weights (the teacher's
+    answers, the curriculum's predictions), with the rollout workers' resources and timeout."""
+    res = config.resources
+    return config.rollout.group_config(res.rollout_cpus, res.rollout_gpus, num_workers)
 
 
 # Not counted in the training clock (`train_seconds`, the wall-clock budget): evaluation and
@@ -1075,17 +1027,10 @@ def curriculum_engines(config: RunConfig) -> dict[str, Any]:
     """Where the curriculum's offline predictions run (issue 7): the teacher (and, for `vopd
     curriculum build`, the student) model on temporary rollout workers with the rollout workers'
     resources. In training the student predicts with the run's own rollout engines."""
-    from rollout.group import GroupConfig
-
     return {
         "teacher_engine": engine_config(config, config.model.teacher),
         "student_engine": engine_config(config, config.model.student),
-        "group": GroupConfig(
-            num_workers=config.curriculum.num_workers,
-            cpus_per_worker=config.resources.rollout_cpus,
-            gpus_per_worker=config.resources.rollout_gpus,
-            sample_timeout_s=config.rollout.timeout_s,
-        ),
+        "group": helper_group_config(config, config.curriculum.num_workers),
     }
 
 

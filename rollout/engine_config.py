@@ -1,7 +1,9 @@
-"""Settings of a rollout engine (how it is built) and of one sampling call (how it samples).
+"""Settings of a rollout engine (how it is built) and of one sampling call (how it samples),
+and the run configuration's `rollout:` section that both are made from (`RolloutConfig`).
 
-Both are frozen, JSON-friendly dataclasses: they travel to Ray actors and are saved beside every
-evaluation's predictions, so a run can say exactly how its tokens were produced.
+EngineConfig and SamplingConfig are frozen, JSON-friendly dataclasses: they travel to Ray actors
+and are saved beside every evaluation's predictions, so a run can say exactly how its tokens were
+produced.
 """
 
 from __future__ import annotations
@@ -115,3 +117,76 @@ class SamplingConfig:
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as a plain dict."""
         return asdict(self)
+
+
+@dataclass
+class RolloutConfig:
+    """The run configuration's `rollout:` section: student sampling with vLLM (or the
+    transformers reference engine). Its values reach the engines, the rollout group and every
+    sampling call through `engine_config`, `group_config` and `sampling` (nowhere else)."""
+
+    engine: str = "vllm"
+    num_workers: int = 1
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 32
+    max_model_len: int = 2048
+    weight_bucket_mb: int = 256
+    # How weights reach the engines after each step: "object_store" (exported to the driver,
+    # ray.put per bucket) or "collective" (learner rank 0 broadcasts them to the engines over a
+    # standalone process group: gloo on CPU, NCCL when the rollout workers have GPUs).
+    weight_transport: str = "object_store"
+    timeout_s: float = 300.0
+    verify_sync: bool = True
+    # The colocated layout (verl's hybrid engine): each learner rank owns one rollout engine in
+    # its own process and hands it the new weights in place (no serialisation, nothing through
+    # the driver or the object store); rollout.num_workers must equal learner.num_ranks. False:
+    # the rollout engines are actors of their own (clusters: pools on their own devices).
+    colocate: bool = False
+
+    @property
+    def bucket_bytes(self) -> int:
+        """The weight sync's bucket size in bytes (`weight_bucket_mb`)."""
+        return self.weight_bucket_mb * 1024 * 1024
+
+    def engine_config(self, model: str, seed: int, dtype: str, threads: int = 1) -> EngineConfig:
+        """An engine of this section's kind and context length on `model`."""
+        return EngineConfig(
+            model=model,
+            engine=self.engine,
+            seed=seed,
+            max_model_len=self.max_model_len,
+            dtype=dtype,
+            threads=threads,
+        )
+
+    def group_config(
+        self, cpus_per_worker: float, gpus_per_worker: float, num_workers: int | None = None
+    ) -> Any:
+        """A `rollout.group.GroupConfig` with this section's sampling timeout. Without
+        `num_workers`: the student's rollout pool (rollout.num_workers, with its weight bucket
+        size and transport); with it: a pool of other engines that never takes weights (the
+        teacher's answers, the curriculum's predictions)."""
+        from rollout.group import GroupConfig
+
+        weights: dict[str, Any] = {}
+        if num_workers is None:
+            num_workers = self.num_workers
+            weights = {"bucket_bytes": self.bucket_bytes, "transport": self.weight_transport}
+        return GroupConfig(
+            num_workers=num_workers,
+            cpus_per_worker=cpus_per_worker,
+            gpus_per_worker=gpus_per_worker,
+            sample_timeout_s=self.timeout_s,
+            **weights,
+        )
+
+    def sampling(self, seed: int | None = None) -> SamplingConfig:
+        """How a training step samples: this section's temperature, top-p and answer length."""
+        return SamplingConfig(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_tokens=self.max_new_tokens,
+            seed=seed,
+        )

@@ -1,4 +1,5 @@
-"""`TeacherConfig`: how the teacher is run (backend, model, scoring settings, pool resources)."""
+"""`TeacherConfig`: how a scoring pool is run (backend, model, scoring settings, resources), and
+`TeacherSettings`: the run configuration's `teacher:` section that the run's pools are made from."""
 
 from __future__ import annotations
 
@@ -85,3 +86,61 @@ class TeacherConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the settings (for logs and /info)."""
         return asdict(self)
+
+
+@dataclass
+class TeacherSettings:
+    """The run configuration's `teacher:` section: how the run's teacher scores student tokens
+    (local workers or a remote service). A scoring pool's `TeacherConfig` is made from it by
+    `pool_config`, with what the pool takes from the rest of the run."""
+
+    backend: str = "vllm"
+    num_workers: int = 1
+    top_k: int = 0
+    url: str | None = None
+    token_env: str | None = None
+    timeout_s: float = 300.0
+    # Run the teacher's forward on every learner rank instead of in a teacher pool: nothing per
+    # position is shipped (the exact reverse KL without V values per position on the wire), at
+    # the cost of the teacher's weights and forward on each rank (TRL's GKD layout).
+    colocate: bool = False
+    # Streaming scoring: each rollout worker's shard goes to the teacher pool as soon as it is
+    # sampled, so the teacher scores while the other shards still sample (same batch, same
+    # values; needs rollout.num_workers >= 2 to overlap anything). The ledger's teacher_busy_s /
+    # teacher_overlap_s say how much was hidden. Off by default: on a 2-core machine the teacher
+    # and the rollout share the cores (BENCHMARKS.md, "Streaming teacher scoring").
+    stream: bool = False
+
+    def pool_config(
+        self,
+        model: str,
+        top_k: int,
+        temperature: float,
+        max_model_len: int,
+        dtype: str,
+        seed: int,
+        num_cpus: float,
+        num_gpus: float,
+        backend: str | None = None,
+    ) -> TeacherConfig:
+        """A scoring pool of this section's size, timeout and service (url, token variable) on
+        `model`, returning `top_k` (the objective's resolved top-k), with the run's sampling
+        temperature, context length, dtype, seed and per-actor resources; `backend` overrides
+        this section's (the KL reference never scores remotely)."""
+        own = backend is None  # this section's teacher (its service), not the reference
+        backend = self.backend if backend is None else backend
+        return TeacherConfig(
+            backend=backend,
+            model="" if backend == "remote" else model,
+            top_k=top_k,
+            temperature=temperature,
+            max_model_len=max_model_len,
+            dtype=dtype,
+            seed=seed,
+            num_workers=self.num_workers,
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            timeout_s=self.timeout_s,
+            url=(self.url or "") if own else "",
+            token_env=(self.token_env or DEFAULT_TOKEN_ENV) if own else DEFAULT_TOKEN_ENV,
+        )

@@ -12,6 +12,7 @@ The process group is gloo on CPU and NCCL on GPUs (same code; only the CPU path 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from rollout.batch import PromptSpec, Trajectory
+from trainer.config import LearnerConfig
 from trainer.step_loss import StepTotals
 
 VISION_PREFIXES: tuple[str, ...] = ("model.visual.", "visual.")
@@ -78,36 +80,35 @@ def prepare_student(model: Any, freeze_vision: bool, gradient_checkpointing: boo
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
-@dataclass(frozen=True)
-class LearnerSettings:
-    """How a learner rank trains: model, ZeRO stage, precision, optimizer and schedule."""
+@dataclass(kw_only=True)
+class LearnerSettings(LearnerConfig):
+    """How a learner rank trains: the run's `learner:` section (`trainer.config.LearnerConfig`:
+    ZeRO stage, precision, optimizer, schedule, threads), handed down whole, plus the rank's
+    model and what the rank takes from the rest of the run (step count, temperature, seed, a
+    co-located teacher)."""
 
     model_dir: str
-    zero_stage: int = 3
-    precision: str = "fp32"
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.98)
-    weight_decay: float = 0.01
     adam_eps: float = 1e-8
-    warmup_steps: int = 0
     total_steps: int = 1000
-    schedule: str = "constant"
-    min_lr_ratio: float = 0.0
-    grad_clip: float = 1.0
-    micro_batch_size: int = 8
     freeze_vision: bool = False
+    # The sampling temperature (the run's rollout.temperature): the learner's log-probs are
+    # those of the distribution the rollout sampled from.
     temperature: float = 1.0
     seed: int = 0
     frame_cache_bytes: int = 256 * 1024 * 1024
-    torch_threads: int = 1
     # A co-located teacher (teacher.colocate): its model, the signal the objective reads
     # ("sampled" / "topk" / "full") and the top-k length; None = the teacher is elsewhere.
     teacher_model_dir: str | None = None
     teacher_signal: str = "full"
     teacher_top_k: int = 0
-    # Activation checkpointing: keep only each layer's input in the forward and recompute the
-    # layer in the backward (~1/3 more compute, activation memory no longer grows with depth).
-    gradient_checkpointing: bool = False
+
+    @classmethod
+    def from_config(cls, config: LearnerConfig, **rank: Any) -> LearnerSettings:
+        """The settings of a rank of the learner section `config` (every one of its values, as
+        given), with `rank`'s own values (model_dir and the other fields of this class)."""
+        names = [f.name for f in dataclasses.fields(LearnerConfig)]
+        section = {name: copy.deepcopy(getattr(config, name)) for name in names}
+        return cls(**section, **rank)
 
 
 @dataclass
@@ -148,7 +149,7 @@ class Learner:
         )
         import torch
 
-        torch.set_num_threads(settings.torch_threads)
+        torch.set_num_threads(settings.threads)
         self.rank, self.world_size, self.settings = rank, world_size, settings
         self.time_progress = 0.0  # share of the wall-clock budget spent (see lr_multiplier)
         self._seed_everything(settings.seed + rank)
@@ -169,7 +170,7 @@ class Learner:
         optimizer = torch.optim.AdamW(
             trainable,
             lr=settings.lr,
-            betas=settings.betas,
+            betas=(settings.betas[0], settings.betas[1]),
             weight_decay=settings.weight_decay,
             eps=settings.adam_eps,
         )

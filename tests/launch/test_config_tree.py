@@ -1,0 +1,153 @@
+"""One configuration tree: the run config's rollout, teacher, learner and curriculum sections are
+the packages' own types, and every value reaches the engines, pools and ranks from its one field."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from curriculum.config import CurriculumConfig
+from launch.config import RunConfig, load_config
+from rollout.engine_config import RolloutConfig
+from teacher_server.config import DEFAULT_TOKEN_ENV, TeacherConfig, TeacherSettings
+from trainer.config import LearnerConfig
+from trainer.learner import LearnerSettings
+
+
+def _driver(overrides: list[str]) -> Any:
+    """A Driver holding only a loaded config (no actors, no Ray)."""
+    from launch.driver import Driver
+
+    driver = Driver.__new__(Driver)
+    driver.config = load_config(None, overrides)
+    return driver
+
+
+def test_sections_are_the_packages_types() -> None:
+    types = {f.name: f.type for f in dataclasses.fields(RunConfig)}
+    assert types["rollout"] in (RolloutConfig, "RolloutConfig")
+    assert types["teacher"] in (TeacherSettings, "TeacherSettings")
+    assert types["learner"] in (LearnerConfig, "LearnerConfig")
+    assert types["curriculum"] in (CurriculumConfig, "CurriculumConfig")
+    config = load_config(None, [])
+    assert isinstance(config.rollout, RolloutConfig)
+    assert isinstance(config.teacher, TeacherSettings)
+    assert isinstance(config.learner, LearnerConfig)
+    assert isinstance(config.curriculum, CurriculumConfig)
+    # The run's teacher section and a scoring pool's settings are two types with two names.
+    assert TeacherSettings is not TeacherConfig
+
+
+def test_learner_settings_hand_down_the_whole_section() -> None:
+    driver = _driver(
+        [
+            "learner.lr=3e-4",
+            "learner.betas=[0.8,0.9]",
+            "learner.threads=2",
+            "learner.zero_stage=2",
+            "learner.precision=bf16",
+            "learner.gradient_checkpointing=true",
+            "rollout.temperature=0.7",
+            "trainer.steps=5",
+            "trainer.ppo_epochs=2",
+        ]
+    )
+    started: list[LearnerSettings] = []
+    import trainer.learner_group
+
+    original = trainer.learner_group.LearnerGroup
+    trainer.learner_group.LearnerGroup = lambda settings, **_: started.append(settings)
+    try:
+        driver._start_learners()
+    finally:
+        trainer.learner_group.LearnerGroup = original
+    (settings,) = started
+    section = driver.config.learner
+    for f in dataclasses.fields(LearnerConfig):
+        assert getattr(settings, f.name) == getattr(section, f.name), f.name
+    assert settings.betas is not section.betas  # a copy: the ranks cannot change the config
+    assert settings.temperature == 0.7 and settings.total_steps == 10
+    assert settings.model_dir == driver.config.model.student
+
+
+def test_one_temperature_context_and_dtype_for_every_consumer() -> None:
+    driver = _driver(
+        ["rollout.temperature=0.6", "rollout.max_model_len=999", "learner.precision=bf16"]
+    )
+    cfg = driver.config
+    assert cfg.rollout.sampling(seed=3) == dataclasses.replace(cfg.rollout.sampling(), seed=3)
+    assert cfg.rollout.sampling().temperature == 0.6
+    pools: list[TeacherConfig] = []
+    import teacher_server.pool
+
+    original = teacher_server.pool.TeacherPool
+    teacher_server.pool.TeacherPool = lambda config, **_: pools.append(config)
+    try:
+        driver._scoring_pool("teacher", model="t", top_k=4)
+        driver._scoring_pool("reference", model="r", top_k=0, backend="hf")
+    finally:
+        teacher_server.pool.TeacherPool = original
+    engine = driver._engine_config()
+    for pool in pools:
+        assert (pool.temperature, pool.max_model_len, pool.dtype) == (0.6, 999, "bfloat16")
+    assert (engine.max_model_len, engine.dtype, engine.threads) == (999, "bfloat16", 1)
+    assert [p.backend for p in pools] == ["vllm", "hf"]
+    assert [p.top_k for p in pools] == [4, 0]
+
+
+def test_colocated_engines_take_the_ranks_threads() -> None:
+    driver = _driver(
+        [
+            "rollout.colocate=true",
+            "rollout.num_workers=2",
+            "learner.num_ranks=2",
+            "learner.threads=3",
+        ]
+    )
+    assert driver._engine_config().threads == 3
+
+
+def test_teacher_pool_settings_from_the_section() -> None:
+    section = TeacherSettings(
+        backend="remote", num_workers=3, url="http://t", token_env="TOK", timeout_s=7.0
+    )
+    shared = dict(
+        temperature=0.5, max_model_len=64, dtype="float32", seed=1, num_cpus=0.5, num_gpus=0.0
+    )
+    teacher = section.pool_config(model="m", top_k=2, **shared)
+    assert (teacher.backend, teacher.model, teacher.url, teacher.token_env) == (
+        "remote",
+        "",
+        "http://t",
+        "TOK",
+    )
+    assert (teacher.num_workers, teacher.timeout_s, teacher.num_cpus) == (3, 7.0, 0.5)
+    reference = section.pool_config(model="m", top_k=0, backend="hf", **shared)
+    assert (reference.backend, reference.model, reference.url) == ("hf", "m", "")
+    assert reference.token_env == DEFAULT_TOKEN_ENV
+    local = TeacherSettings().pool_config(model="m", top_k=0, **shared)
+    assert local.token_env == DEFAULT_TOKEN_ENV and local.url == ""
+
+
+def test_rollout_group_settings_from_the_section() -> None:
+    section = RolloutConfig(
+        num_workers=3, weight_bucket_mb=2, weight_transport="collective", timeout_s=9.0
+    )
+    group = section.group_config(1.0, 0.5)
+    assert (group.num_workers, group.cpus_per_worker, group.gpus_per_worker) == (3, 1.0, 0.5)
+    assert (group.bucket_bytes, group.transport, group.sample_timeout_s) == (
+        2 * 1024 * 1024,
+        "collective",
+        9.0,
+    )
+    helper = section.group_config(1.0, 0.5, num_workers=5)
+    default = dataclasses.replace(helper, bucket_bytes=group.bucket_bytes)
+    assert helper.num_workers == 5 and helper.transport == "object_store"
+    assert default.sample_timeout_s == 9.0
+
+
+@pytest.mark.parametrize("precision, dtype", [("fp32", "float32"), ("bf16", "bfloat16")])
+def test_inference_dtype_follows_the_learners_precision(precision: str, dtype: str) -> None:
+    assert LearnerConfig(precision=precision).inference_dtype == dtype
