@@ -11,46 +11,24 @@ import json
 from pathlib import Path
 
 import pytest
+from loop_runs import loop_config, run_loop
 
 from launch.config import ConfigError, load_config
-from launch.ledger import read_ledger
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def _config(out: Path, data: Path, models: Path, steps: int, colocate: bool, **extra: str):
-    overrides = {
-        "out_dir": str(out),
-        "model.student": str(models / "qwen3_vl-student"),
-        "model.teacher": str(models / "qwen3_vl-teacher"),
-        "data.train": str(data / "train.json"),
-        "data.val": str(data / "val.json"),
-        "data.video_root": str(data / "videos"),
-        "trainer.steps": str(steps),
-        "trainer.prompts_per_step": "3",
+    """The loop's test config with two engines (colocated with the ranks, or separate)."""
+    layout = {
         "trainer.mismatch_every": "0",
-        "rollout.n": "2",
         "rollout.num_workers": "2",
         "rollout.colocate": str(colocate).lower(),
-        "rollout.max_new_tokens": "12",
-        "eval.every_steps": "2",
-        "eval.max_new_tokens": "12",
-        "checkpoint.every_steps": "2",
-        "learner.micro_batch_size": "2",
-        **extra,
     }
-    return load_config("opd", [f"{k}={v}" for k, v in overrides.items()])
+    return loop_config("opd", out, data, models, steps, **{**layout, **extra})
 
 
-def _run(config, resume: bool = False) -> list[dict]:
-    from launch.driver import Driver
-
-    driver = Driver(config, resume=resume)
-    try:
-        driver.run()
-    finally:
-        driver.shutdown()
-    return read_ledger(Path(config.out_dir) / "metrics.jsonl")
+_run = run_loop
 
 
 @pytest.mark.timeout(1500)  # three runs

@@ -9,44 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from loop_runs import loop_config, run_loop
 
-from launch.config import load_config
 from launch.ledger import read_ledger
 
 # Every test runs the training loop (a 1-step run: ~90 s on a busy 2-core machine).
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def _config(preset: str, out: Path, data: Path, models: Path, steps: int, **extra: str):
-    overrides = {
-        "out_dir": str(out),
-        "model.student": str(models / "qwen3_vl-student"),
-        "model.teacher": str(models / "qwen3_vl-teacher"),
-        "data.train": str(data / "train.json"),
-        "data.val": str(data / "val.json"),
-        "data.video_root": str(data / "videos"),
-        "trainer.steps": str(steps),
-        "trainer.prompts_per_step": "3",
-        "rollout.n": "2",
-        "rollout.max_new_tokens": "12",
-        "eval.every_steps": "2",
-        "eval.max_new_tokens": "12",
-        "checkpoint.every_steps": "2",
-        "learner.micro_batch_size": "2",
-        **extra,
-    }
-    return load_config(preset, [f"{k}={v}" for k, v in overrides.items()])
-
-
-def _run(config, resume: bool = False) -> list[dict]:
-    from launch.driver import Driver
-
-    driver = Driver(config, resume=resume)
-    try:
-        driver.run()
-    finally:
-        driver.shutdown()
-    return read_ledger(Path(config.out_dir) / "metrics.jsonl")
+_config = loop_config
+_run = run_loop
 
 
 @pytest.mark.parametrize("preset", ["opd", "opd_full_rkl", "grpo", "tempsamp", "sft"])
