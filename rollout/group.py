@@ -29,7 +29,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -49,6 +48,7 @@ from rollout.weight_sync import (
     make_transport,
 )
 from rollout.worker import RolloutWorker, worker_env
+from runtime.actor_group import ActorGroup, ErrorFactory, actor_list
 from runtime.checksums import state_checksum
 from runtime.collective import default_backend
 from runtime.partition import balanced_split
@@ -118,8 +118,11 @@ class _Task:
     attempts: int = 0
 
 
-class RolloutGroup:
+class RolloutGroup(ActorGroup):
     """R `RolloutWorker` actors (see the module docstring). Needs `ray.init()` first."""
+
+    noun, slots = "rollout worker", "workers"
+    workers = actor_list("The worker actors, by worker index.")
 
     def __init__(
         self,
@@ -138,11 +141,6 @@ class RolloutGroup:
         """
         self.engine_config = engine
         self.config = config or GroupConfig()
-        if placement is not None and len(placement) != self.config.num_workers:
-            raise ValueError(
-                f"placement has {len(placement)} entries for {self.config.num_workers} workers"
-            )
-        self.placement = [dict(p) for p in placement] if placement is not None else None
         backend = default_backend(self.config.gpus_per_worker > 0)
         self.transport = make_transport(self.config.transport, backend)
         self._sender: WeightSender | None = None
@@ -153,21 +151,13 @@ class RolloutGroup:
         # worker index -> when its current shard was sent (empty between calls)
         self.in_flight: dict[int, float] = {}
         self._weight_refs: list[Any] = []
-        self._actor_cls = ray.remote(RolloutWorker)
-        self.owns_workers = actors is None
-        if actors is not None and len(actors) != self.config.num_workers:
-            raise ValueError(f"{len(actors)} actors for {self.config.num_workers} workers")
-        self.workers: list[Any] = (
-            list(actors)
-            if actors is not None
-            else [self._spawn(i) for i in range(self.config.num_workers)]
-        )
+        super().__init__(RolloutWorker, self.config.num_workers, placement, actors)
         self.worker_info = self._wait_ready(list(range(self.config.num_workers)))
 
     # -- actors ---------------------------------------------------------------------------
 
-    def _spawn(self, index: int) -> Any:
-        """Create worker actor `index` (not waiting for it)."""
+    def actor_options(self, index: int) -> dict[str, Any]:
+        """A worker's resources and process environment (`GroupConfig`, `worker_env`)."""
         options: dict[str, Any] = {
             "num_cpus": self.config.cpus_per_worker,
             "num_gpus": self.config.gpus_per_worker,
@@ -175,23 +165,23 @@ class RolloutGroup:
             "max_restarts": 0,
         }
         options.update(self.config.worker_options)
-        if self.placement is not None:
-            options.update(self.placement[index])
-        return self._actor_cls.options(**options).remote(self.engine_config, index)
+        return options
+
+    def actor_args(self, index: int) -> tuple[Any, ...]:
+        """A worker's engine settings and its index."""
+        return (self.engine_config, index)
 
     def _wait_ready(self, indices: Sequence[int]) -> list[dict[str, Any]]:
         """Wait for the given workers' engines; raise RolloutError naming a worker that fails."""
-        refs = [self.workers[i].ready.remote() for i in indices]
-        infos = []
-        for i, ref in zip(indices, refs, strict=True):
-            try:
-                infos.append(ray.get(ref, timeout=self.config.start_timeout_s))
-            except Exception as exc:
-                raise RolloutError(
-                    f"rollout worker {i} did not start within {self.config.start_timeout_s:.0f} s "
-                    f"(model {self.engine_config.model}): {type(exc).__name__}: {exc}"
-                ) from exc
-        return infos
+
+        def error(slots: list[int], exc: BaseException) -> RolloutError:
+            return RolloutError(
+                f"rollout worker {slots[0]} did not start within "
+                f"{self.config.start_timeout_s:.0f} s (model {self.engine_config.model}): "
+                f"{type(exc).__name__}: {exc}"
+            )
+
+        return self.call_each("ready", self.config.start_timeout_s, error, indices)
 
     def restart_worker(self, index: int, reason: str, replay: bool = True) -> None:
         """Replace worker `index` by a fresh actor holding the current weights version (with
@@ -199,15 +189,13 @@ class RolloutGroup:
 
         An engine the group does not own (a colocated learner rank's) is not restarted: a
         `RolloutError` names it and the reason (its learner group restarts with it)."""
-        if not self.owns_workers:
+        if not self.owns_actors:
             raise RolloutError(
                 f"rollout engine {index} lives in learner rank {index} (rollout.colocate) and "
                 f"cannot be restarted on its own: {reason}"
             )
         log.warning("restarting rollout worker %d: %s", index, reason)
-        with contextlib.suppress(Exception):
-            ray.kill(self.workers[index], no_restart=True)
-        self.workers[index] = self._spawn(index)
+        self.restart(index)
         (info,) = self._wait_ready([index])
         if replay and isinstance(self.transport, CollectiveTransport) and self._sender:
             info["weights_version"] = self._replay_collective(index)
@@ -335,7 +323,7 @@ class RolloutGroup:
         """
         from rollout.weight_sync import bucket_state_dict
 
-        if not self.owns_workers:
+        if not self.owns_actors:
             raise RuntimeError(
                 "the engines of a colocated layout take their weights from their own learner "
                 "ranks (LearnerGroup.sync_rollout), not from update_weights"
@@ -442,29 +430,18 @@ class RolloutGroup:
     def _get_each(self, call: str, indices: Sequence[int]) -> list[Any]:
         """Call a small method on the given workers; a worker that does not answer within
         `control_timeout_s`, or fails, is a `RolloutError` naming it and the call."""
-        indices = list(indices)
-        refs = [getattr(self.workers[i], call).remote() for i in indices]
-        deadline = time.monotonic() + self.config.control_timeout_s
-        out = []
-        for i, ref in zip(indices, refs, strict=True):
-            try:
-                out.append(ray.get(ref, timeout=max(0.0, deadline - time.monotonic())))
-            except Exception as exc:
-                raise RolloutError(
-                    f"rollout worker {i}: {call}() failed or did not answer within "
-                    f"{self.config.control_timeout_s:.0f} s: {type(exc).__name__}: {exc}"
-                ) from exc
-        return out
+        return self.call_each(call, self.config.control_timeout_s, self._call_error(call), indices)
 
-    def shutdown(self) -> None:
-        """Kill every worker actor (actors the group does not own are left to their owner)."""
-        if not self.owns_workers:
-            self.workers = []
-            return
-        for worker in self.workers:
-            with contextlib.suppress(Exception):
-                ray.kill(worker, no_restart=True)
-        self.workers = []
+    def _call_error(self, call: str) -> ErrorFactory:
+        """The `RolloutError` of a small call that failed or timed out, naming the worker."""
+
+        def error(slots: list[int], exc: BaseException) -> RolloutError:
+            return RolloutError(
+                f"rollout worker {slots[0]}: {call}() failed or did not answer within "
+                f"{self.config.control_timeout_s:.0f} s: {type(exc).__name__}: {exc}"
+            )
+
+        return error
 
 
 def _actor_gone(error: Any) -> bool:

@@ -19,13 +19,13 @@ names the worker(s) still running (their actors are left running; `restart_worke
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rollout.batch import RolloutBatch
+from runtime.actor_group import ActorGroup, ErrorFactory, actor_list
 from teacher_server.balance import reassemble, split_by_tokens
 from teacher_server.checks import (
     TeacherMismatchError,
@@ -118,8 +118,11 @@ class ScoreHandle:
         return None if self.limit is None else self.started + self.limit
 
 
-class TeacherPool:
+class TeacherPool(ActorGroup):
     """T `TeacherWorker` actors behind one token-balanced, in-order, restarting `score` call."""
+
+    noun, slots = "teacher worker", "workers"
+    workers = actor_list("The worker actors, by worker slot.")
 
     def __init__(
         self,
@@ -134,20 +137,14 @@ class TeacherPool:
 
         if not ray.is_initialized():
             raise RuntimeError("TeacherPool needs a running Ray (ray.init) first")
-        if placement is not None and len(placement) != config.num_workers:
-            raise ValueError(
-                f"placement has {len(placement)} entries for {config.num_workers} workers"
-            )
-        self.placement = [dict(p) for p in placement] if placement is not None else None
         self.config = config
         self._token = token if token is not None else config.token()
-        self._actor_cls = ray.remote(TeacherWorker)
-        self.workers = [self._start(i) for i in range(config.num_workers)]
+        super().__init__(TeacherWorker, config.num_workers, placement)
         self.ledger: list[PoolCallStats] = []
         self.total_restarts = 0
 
-    def _start(self, index: int) -> Any:
-        """A fresh actor for worker slot `index`."""
+    def actor_options(self, index: int) -> dict[str, Any]:
+        """A worker's resources and (vLLM backend) engine-process environment."""
         options: dict[str, Any] = {
             "num_cpus": self.config.num_cpus,
             "num_gpus": self.config.num_gpus,
@@ -160,46 +157,39 @@ class TeacherPool:
             from runtime.vllm_env import engine_process_env
 
             options["runtime_env"] = {"env_vars": engine_process_env()}
-        if self.placement is not None:
-            options.update(self.placement[index])
-        return self._actor_cls.options(**options).remote(self.config, self._token)
+        return options
+
+    def actor_args(self, index: int) -> tuple[Any, ...]:
+        """A worker's teacher settings and the token of a remote teacher."""
+        return (self.config, self._token)
 
     def restart_worker(self, index: int) -> None:
         """Kill worker `index` (if alive) and start a fresh one in its slot."""
-        import ray
-
-        with contextlib.suppress(Exception):  # already dead
-            ray.kill(self.workers[index], no_restart=True)
-        self.workers[index] = self._start(index)
+        self.restart(index)
         self.total_restarts += 1
 
     def info(self) -> list[dict[str, Any]]:
         """Each worker's `info()` (waits until every worker has started, up to `timeout_s`)."""
-        return self._get_each("info", [w.info.remote() for w in self.workers])
+        return self.call_each("info", self.config.timeout_s, self._timeout_error("info"))
 
     def statuses(self) -> list[dict[str, Any]]:
         """Each worker's `status()`: pid, calls in flight, calls done."""
-        return self._get_each("status", [w.status.remote() for w in self.workers])
+        return self.call_each("status", self.config.timeout_s, self._timeout_error("status"))
 
-    def _get_each(self, call: str, refs: list[Any]) -> list[Any]:
-        """One small call's results, worker by worker; past `timeout_s` a `TeacherTimeoutError`
-        names the worker and the call."""
-        import ray
+    def _timeout_error(self, call: str) -> ErrorFactory:
+        """Past `timeout_s`, a `TeacherTimeoutError` naming the worker and the call; any other
+        failure is raised as it is."""
         from ray.exceptions import GetTimeoutError
 
-        limit = self.config.timeout_s
-        deadline = None if limit is None else time.monotonic() + limit
-        out = []
-        for index, ref in enumerate(refs):
-            wait_s = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                out.append(ray.get(ref, timeout=wait_s))
-            except GetTimeoutError as exc:
-                raise TeacherTimeoutError(
-                    f"teacher worker {index} (actor {self.workers[index]._actor_id.hex()}): "
-                    f"{call}() did not answer within timeout_s={limit}"
-                ) from exc
-        return out
+        def error(slots: list[int], exc: BaseException) -> BaseException:
+            if not isinstance(exc, GetTimeoutError):
+                return exc
+            return TeacherTimeoutError(
+                f"{self.actor_name(slots[0])}: {call}() did not answer within "
+                f"timeout_s={self.config.timeout_s}"
+            )
+
+        return error
 
     def check_student(
         self,
@@ -358,7 +348,7 @@ class TeacherPool:
         """Name the workers still running a call when its timeout expires."""
         names = []
         for w in sorted(w for w, _ in handle.pending.values()):
-            actor = self.workers[w]._actor_id.hex()
+            actor = self.actor_id(w)
             chunk = handle.shard_items[w]
             tokens = sum(i.num_tokens for i in chunk)
             names.append(
@@ -383,12 +373,3 @@ class TeacherPool:
         if not self.ledger:
             raise RuntimeError("no teacher pool call yet")
         return self.ledger[-1]
-
-    def shutdown(self) -> None:
-        """Kill every worker actor."""
-        import ray
-
-        for actor in self.workers:
-            with contextlib.suppress(Exception):
-                ray.kill(actor, no_restart=True)
-        self.workers = []

@@ -13,15 +13,14 @@ different nodes. `rendezvous` records the address, port and rank 0's node.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import socket
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rollout.batch import PromptSpec, Trajectory
+from runtime.actor_group import ActorGroup, actor_list, get_results
 from trainer.learner import Learner, LearnerSettings, StepResult
 from trainer.step_loss import StepTotals
 
@@ -93,8 +92,11 @@ def split_evenly(items: Sequence[Any], parts: int) -> list[list[Any]]:
     return out
 
 
-class LearnerGroup:
+class LearnerGroup(ActorGroup):
     """Creates the ranks, splits each step data-parallel and gathers their results."""
+
+    noun, slots = "rank", "ranks"
+    ranks = actor_list("The rank actors, in rank order.")
 
     def __init__(
         self,
@@ -104,7 +106,7 @@ class LearnerGroup:
         num_gpus_per_rank: float = 0,
         resources: dict[str, float] | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
-        placement: Sequence[dict[str, Any]] | None = None,
+        placement: Sequence[Mapping[str, Any]] | None = None,
         rank_cls: type[LearnerRank] = LearnerRank,
         rank_args: tuple[Any, ...] = (),
         env_vars: dict[str, str] | None = None,
@@ -114,76 +116,58 @@ class LearnerGroup:
         None: Ray's default scheduling. rank_cls / rank_args: the rank actor's class and its
         arguments after (rank, world_size, settings), e.g. `trainer.hybrid.HybridRank` and its
         engine config; env_vars: the ranks' process environment."""
-        import ray
-
         self.settings, self.world_size, self.timeout_s = settings, world_size, timeout_s
-        if placement is not None and len(placement) != world_size:
-            raise ValueError(f"placement has {len(placement)} entries for {world_size} ranks")
-        options: dict[str, Any] = {
+        self._options: dict[str, Any] = {
             "num_cpus": num_cpus_per_rank,
             "num_gpus": num_gpus_per_rank,
             "resources": resources or {},
         }
         if env_vars:
-            options["runtime_env"] = {"env_vars": dict(env_vars)}
-        actor_cls = ray.remote(**options)(rank_cls)
+            self._options["runtime_env"] = {"env_vars": dict(env_vars)}
+        self._rank_args = rank_args
+        super().__init__(rank_cls, world_size, placement)
         self.rendezvous: dict[str, Any] = {}
         # The rendezvous port is free when picked but can be taken before rank 0 binds it (a
         # busy machine): then the ranks are started again on another port.
         for attempt in range(1, START_ATTEMPTS + 1):
             port: Any = None
-            self.ranks = [
-                actor_cls.options(**(placement[rank] if placement else {})).remote(
-                    rank, world_size, settings, *rank_args
-                )
-                for rank in range(world_size)
-            ]
             try:
                 (self.rendezvous,) = self._get([self.ranks[0].address.remote()], "rendezvous")
                 addr, port = self.rendezvous["master_addr"], self.rendezvous["master_port"]
                 self._get([rank.join.remote(addr, port) for rank in self.ranks], "start-up")
                 return
             except LearnerError as exc:
-                self.shutdown()
                 if attempt == START_ATTEMPTS or not port_in_use(exc):
+                    self.shutdown()
                     raise
                 log.warning("learner rendezvous port %s was taken; starting again", port)
+                self.restart_all()
+
+    def actor_options(self, index: int) -> dict[str, Any]:
+        """A rank's resources and process environment."""
+        return dict(self._options)
+
+    def actor_args(self, index: int) -> tuple[Any, ...]:
+        """A rank's (rank, world_size, settings) and the rank class's further arguments."""
+        return (index, self.world_size, self.settings, *self._rank_args)
 
     def _get(self, refs: list[Any], what: str) -> list[Any]:
         """Each rank's result of one call (refs in rank order); the first failure or the
         timeout raises at once (`LearnerError` / `LearnerTimeoutError`, naming the rank(s))."""
-        import ray
+        from ray.exceptions import GetTimeoutError
 
-        deadline = time.monotonic() + self.timeout_s
-        rank_of = {ref: rank for rank, ref in enumerate(refs)}
-        results: dict[int, Any] = {}
-        pending = list(refs)
-        while pending:
-            wait_s = max(0.0, deadline - time.monotonic())
-            ready, pending = ray.wait(pending, num_returns=1, timeout=wait_s)
-            if not ready:
-                late = ", ".join(self._name(rank_of[ref]) for ref in pending)
-                raise LearnerTimeoutError(
+        def error(ranks: list[int], exc: BaseException) -> LearnerError:
+            if isinstance(exc, GetTimeoutError):
+                return LearnerTimeoutError(
                     f"learner group: {what} did not finish within {self.timeout_s:.0f} s "
-                    f"(learner.timeout_s) on {late}"
+                    f"(learner.timeout_s) on {', '.join(map(self.actor_name, ranks))}"
                 )
-            rank = rank_of[ready[0]]
-            try:
-                results[rank] = ray.get(ready[0], timeout=self.timeout_s)
-            except Exception as exc:
-                raise LearnerError(
-                    f"learner group: {what} failed on {self._name(rank)}: "
-                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                ) from exc
-        return [results[rank] for rank in range(len(refs))]
+            return LearnerError(
+                f"learner group: {what} failed on {self.actor_name(ranks[0])}: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            )
 
-    def _name(self, rank: int) -> str:
-        """'rank R (actor <id>)' for error messages."""
-        try:
-            actor = self.ranks[rank]._actor_id.hex()
-        except (AttributeError, IndexError):
-            actor = "?"
-        return f"rank {rank} (actor {actor})"
+        return get_results(refs, self.timeout_s, error)
 
     def train_step(
         self,
@@ -286,12 +270,3 @@ class LearnerGroup:
     def save_hf_model(self, directory: str) -> None:
         """Write the current weights as a Hugging Face model directory."""
         self._get([r.save_hf_model.remote(directory) for r in self.ranks], "save model")
-
-    def shutdown(self) -> None:
-        """Kill the rank actors."""
-        import ray
-
-        for rank in self.ranks:
-            with contextlib.suppress(Exception):  # already dead
-                ray.kill(rank, no_restart=True)
-        self.ranks = []
