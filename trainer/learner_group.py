@@ -270,3 +270,11 @@ class LearnerGroup(ActorGroup):
     def save_hf_model(self, directory: str) -> None:
         """Write the current weights as a Hugging Face model directory."""
         self._get([r.save_hf_model.remote(directory) for r in self.ranks], "save model")
+
+    def restart(self, index: int) -> Any:
+        """Refused: a DeepSpeed group cannot take a new rank into its running process group; the
+        driver restarts the whole group from the last checkpoint (`Driver.recover`)."""
+        raise LearnerError(
+            f"learner rank {index} cannot be replaced alone: the ranks share one process group; "
+            "restart the whole learner group (the driver does, from the last checkpoint)"
+        )

@@ -11,9 +11,16 @@ import torch
 
 from rollout.batch import PromptSpec, Trajectory
 from runtime.prompting import prompt_token_ids
-from trainer.learner_group import split_evenly
+from trainer.learner_group import LearnerError, LearnerGroup, split_evenly
 from tvg.prompts import get_prompt_style
 from tvg.video import VideoSettings
+
+
+def test_a_learner_group_refuses_to_replace_one_rank() -> None:
+    """The actor-group base can restart one actor; a DeepSpeed group cannot take a new rank."""
+    group = object.__new__(LearnerGroup)  # no actors needed: the refusal comes first
+    with pytest.raises(LearnerError, match="rank 1 cannot be replaced alone"):
+        group.restart(1)
 
 
 def test_split_evenly_keeps_order_and_sizes() -> None:
