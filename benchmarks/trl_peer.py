@@ -176,7 +176,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from runtime.hf_compat import load_hf_model
     from trainer.learner import prepare_student
     from tvg.formats import load_samples
-    from tvg.video import VideoSettings
 
     assets = json.loads(Path(args.assets).read_text())
     data = Path(assets["data"])
@@ -203,9 +202,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
 
-    settings = VideoSettings(
-        fps=cfg.data.fps, max_frames=cfg.data.max_frames, max_pixels=cfg.data.max_pixels
-    )
+    settings = cfg.data.video_settings()
 
     def prompts_of(path: str) -> list[PromptSpec]:
         samples = load_samples(path, cfg.data.format, video_root=cfg.data.video_root).samples

@@ -68,6 +68,17 @@ class DataConfig:
     min_pixels: int = 32 * 32
     lenient: bool = False
 
+    def video_settings(self) -> Any:
+        """The video sampling settings (`tvg.video.VideoSettings`) this section describes."""
+        from tvg.video import VideoSettings
+
+        return VideoSettings(
+            fps=self.fps,
+            max_frames=self.max_frames,
+            max_pixels=self.max_pixels,
+            min_pixels=self.min_pixels,
+        )
+
 
 @dataclass
 class TrainerConfig:

@@ -188,15 +188,9 @@ class Driver:
         from curriculum.factory import build_sampler
         from rollout.batch import PromptSpec
         from tvg.formats import load_samples
-        from tvg.video import VideoSettings
 
         cfg = self.config.data
-        self.video_settings = VideoSettings(
-            fps=cfg.fps,
-            max_frames=cfg.max_frames,
-            max_pixels=cfg.max_pixels,
-            min_pixels=cfg.min_pixels,
-        )
+        self.video_settings = cfg.video_settings()
 
         def prompts_of(path: str, allow_unlabelled: bool = False) -> list[PromptSpec]:
             report = load_samples(

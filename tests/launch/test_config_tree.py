@@ -151,3 +151,16 @@ def test_rollout_group_settings_from_the_section() -> None:
 @pytest.mark.parametrize("precision, dtype", [("fp32", "float32"), ("bf16", "bfloat16")])
 def test_inference_dtype_follows_the_learners_precision(precision: str, dtype: str) -> None:
     assert LearnerConfig(precision=precision).inference_dtype == dtype
+
+
+def test_the_data_section_makes_the_video_settings_with_every_field() -> None:
+    """The driver and the single-process peer sample videos with the settings of `data:` (the
+    peer used to drop min_pixels)."""
+    from tvg.video import VideoSettings
+
+    data = load_config(
+        None, ["data.fps=2.0", "data.max_frames=8", "data.max_pixels=4096", "data.min_pixels=2048"]
+    ).data
+    assert data.video_settings() == VideoSettings(
+        fps=2.0, max_frames=8, max_pixels=4096, min_pixels=2048
+    )
