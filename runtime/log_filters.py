@@ -108,8 +108,19 @@ def drop_logger_messages(messages: Mapping[str, Iterable[str]]) -> None:
             existing.add(fragments)
 
 
+def quiet_transformers_progress() -> None:
+    """Turn off transformers' own progress bars in this process: "Loading weights" at every model
+    load and "Writing model shards" at every checkpoint, printed by each learner rank, engine and
+    teacher worker (a demo printed 12 pairs of them between its own bars); the loop's progress
+    bar says what those would."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+
+
 def quiet_library_noise() -> None:
     """Install every filter of this module in this process (idempotent)."""
     for rule in WARNING_FILTERS:
         rule.install()
     drop_logger_messages(LOGGER_MESSAGES)
+    quiet_transformers_progress()

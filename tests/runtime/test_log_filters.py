@@ -115,3 +115,18 @@ def test_logger_messages_dropped(
 def test_every_logger_message_is_tested() -> None:
     tested = {"torch._library.triton", "DeepSpeed"}
     assert set(LOGGER_MESSAGES) == tested
+
+
+def test_transformers_progress_bars_are_off_after_quieting() -> None:
+    """Workers and ranks load and save models often; their transformers bars are turned off."""
+    from transformers.utils import logging as transformers_logging
+
+    from runtime.log_filters import quiet_library_noise
+
+    transformers_logging.enable_progress_bar()
+    try:
+        assert transformers_logging.is_progress_bar_enabled()
+        quiet_library_noise()
+        assert not transformers_logging.is_progress_bar_enabled()
+    finally:
+        transformers_logging.enable_progress_bar()
