@@ -6,11 +6,11 @@ Per training step (the first, which pays the start-up, is left out) the ledger h
 seconds per phase (`time`: rollout, teacher — with `teacher.stream` only the part sampling did not
 hide —, reward, learner, sync, step) and the teacher pool's own working seconds
 (`teacher_busy_s`, summed over its workers). From the medians over the steps:
-- `serial_sum`: rollout + teacher + reward + learner + sync, the phases one after another; the
-  step less this is the loop's own overhead (`overhead`: Ray round trips, ledger, bookkeeping).
-- `on_policy`: the same chain without the overhead. Strictly on-policy, step t+1's sampling needs
-  step t's weights, so the phases cannot overlap across steps; only the teacher's scoring can hide
-  under sampling (streaming), which the measured teacher phase already reflects.
+- `on_policy`: rollout + teacher + reward + learner + sync, the phases one after another; the
+  step less this is the loop's own overhead (`overhead`: bookkeeping between the phases).
+  Strictly on-policy, step t+1's sampling needs step t's weights, so the phases cannot overlap
+  across steps; only the teacher's scoring can hide under sampling (streaming), which the
+  measured teacher phase already reflects.
 - `one_step_off`: max(rollout + teacher + reward, learner + sync) — sampling of step t+1 runs
   while step t trains, so the longer of the two halves sets the pace.
 - `busiest_pool`: max(rollout, teacher_busy / teacher workers, learner + sync) — the bound of a
@@ -49,7 +49,6 @@ def step_paths(record: dict[str, Any], teacher_workers: int) -> dict[str, float]
     return {
         **{name: t[name] for name in (*PHASES, "step")},
         "teacher_busy_per_worker": busy,
-        "serial_sum": serial,
         "overhead": t["step"] - serial,
         "on_policy": serial,
         "one_step_off": max(t["rollout"] + t["teacher"] + t["reward"], t["learner"] + t["sync"]),

@@ -53,6 +53,8 @@ ARMS: dict[str, tuple[str, ...]] = {
     "exact_shipped": ("trainer.objective=opd_full_rkl",),
 }
 COST_ONLY = ("exact_shipped",)
+# The processes that hold a learner rank (process titles "ray::<Actor>").
+LEARNER_ACTORS = ("LearnerRank", "HybridRank")
 
 
 def arm_overrides(arm: str, seed: int, steps: int, out: Path, lr: float) -> list[str]:
@@ -92,9 +94,7 @@ def summarise(records: list[dict[str, Any]], peaks: list[dict[str, Any]]) -> dic
         for r in records
         if isinstance(r.get("val"), dict) and r["val"].get("mIoU") is not None
     ]
-    learner_rss = [p["peak_rss_mb"] for p in peaks if "Learner" in p["process"] or "Hybrid" in p[
-        "process"
-    ]]
+    learner_rss = [p["peak_rss_mb"] for p in peaks if p["process"].endswith(LEARNER_ACTORS)]
     teacher_rss = [p["peak_rss_mb"] for p in peaks if "Teacher" in p["process"]]
     return {
         "steps": len(records),

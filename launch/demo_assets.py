@@ -34,6 +34,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,32 +192,46 @@ def _write_assets(out: Path, assets: dict[str, Any]) -> None:
     os.replace(tmp, out / ASSETS_FILE)
 
 
+def _stale_stage(cached: dict[str, Any] | None, settings: DemoAssetSettings) -> str | None:
+    """The first stage of the cached assets that `settings` would build otherwise: "base"
+    (dataset, models, teacher), "student", "competent", or None when all of them hold."""
+    if cached is None:
+        return "base"
+    wanted, have = _split_settings(asdict(settings)), _split_settings(cached["settings"])
+    if have[0] != wanted[0]:
+        return "base"
+    if have[1] != wanted[1] or "student_search" not in cached:
+        return "student"
+    entry = cached.get(COMPETENT)
+    return None if entry is not None and entry.get("settings") == wanted[2] else "competent"
+
+
+# What a rebuild from each stage keeps, in its message.
+_KEPT = {
+    "student": "the dataset and teacher",
+    "competent": "the dataset, teacher and floor student",
+}
+
+
 def prepare_demo(settings: DemoAssetSettings, force: bool = False) -> dict[str, Any]:
     """Build (or reuse) the dataset, the trained teacher, the warm-started (floor) student and
     the competent student; a stage is rebuilt when its settings (or an earlier stage's) change."""
     out = Path(settings.out_dir)
-    base, student, competent = _split_settings(asdict(settings))
     cached = None if force else load_assets(out)
-    cached_split = _split_settings(cached["settings"]) if cached is not None else None
-    if cached is not None and cached_split[0] == base:
-        if cached_split[1] == student and "student_search" in cached:
-            entry = cached.get(COMPETENT)
-            if entry is not None and entry.get("settings") == competent:
-                print(f"[prepare-demo] reusing assets in {out} (use --force to rebuild)")
-                return cached
-            print(f"[prepare-demo] reusing the dataset, teacher and floor student in {out}")
-            assets = {**cached, "settings": asdict(settings)}
-        else:
-            print(f"[prepare-demo] reusing the dataset and teacher in {out}")
-            assets = {**cached, "settings": asdict(settings)}
-            assets.update(build_floor_student(settings, assets))
-        assets.pop(COMPETENT, None)
-        _write_assets(out, assets)  # recorded now: a kill in stage 5 keeps stages 1-4
-    else:
+    stale = _stale_stage(cached, settings)
+    if stale is None:
+        print(f"[prepare-demo] reusing assets in {out} (use --force to rebuild)")
+        return cached
+    if stale == "base":
         assets = _build_base(settings, force)
-        _write_assets(out, assets)  # a kill in stage 4 keeps stages 1-3
+    else:
+        print(f"[prepare-demo] reusing {_KEPT[stale]} in {out}")
+        assets = {**cached, "settings": asdict(settings)}
+        assets.pop(COMPETENT, None)
+    _write_assets(out, assets)  # recorded now: a kill in a later stage keeps these
+    if stale != "competent":
         assets.update(build_floor_student(settings, assets))
-        _write_assets(out, assets)  # a kill in stage 5 keeps stages 1-4
+        _write_assets(out, assets)
     assets[COMPETENT] = build_competent_student(settings, assets)
     _write_assets(out, assets)
     entry = assets[COMPETENT]
@@ -298,6 +313,20 @@ def _initial_student(assets: dict[str, Any], out: Path) -> str:
     return assets.get("student_init") or str(out / "models" / "qwen3_vl-student")
 
 
+def _train_records(driver: Any, steps: int) -> Iterator[dict[str, Any]]:
+    """Train `driver` up to step `steps`, yielding each step's ledger record; a failed learner
+    group is recovered (`Driver.recover`: back to its last checkpoint) and training goes on."""
+    from trainer.learner_group import LearnerError
+
+    while driver.step < steps:
+        try:
+            record = driver.train_step()
+        except LearnerError as exc:
+            driver.recover(exc)
+            continue
+        yield record
+
+
 def build_floor_student(settings: DemoAssetSettings, assets: dict[str, Any]) -> dict[str, Any]:
     """Stage 4: supervised training of the initial student, evaluated every `student_eval_every`
     steps, kept at the last evaluation still at the floor before the first one past it (module
@@ -305,7 +334,6 @@ def build_floor_student(settings: DemoAssetSettings, assets: dict[str, Any]) -> 
     assets entries "student", "student_search" and metrics["student"]."""
     from launch.config import load_config
     from launch.driver import Driver, init_ray
-    from trainer.learner_group import LearnerError
 
     t0 = time.perf_counter()
     out = Path(settings.out_dir)
@@ -337,12 +365,7 @@ def build_floor_student(settings: DemoAssetSettings, assets: dict[str, Any]) -> 
     left_at: int | None = None
     driver = Driver(load_config("sft", overrides))
     try:
-        while driver.step < steps:
-            try:
-                record = driver.train_step()
-            except LearnerError as exc:
-                driver.recover(exc)
-                continue
+        for record in _train_records(driver, steps):
             if "val" not in record:
                 continue
             value = float(record["val"]["mIoU"])
@@ -502,7 +525,6 @@ def build_competent_student(settings: DemoAssetSettings, assets: dict[str, Any])
 
     from launch.config import load_config
     from launch.driver import Driver, init_ray
-    from trainer.learner_group import LearnerError
 
     t0 = time.perf_counter()
     out = Path(settings.out_dir)
@@ -551,15 +573,9 @@ def build_competent_student(settings: DemoAssetSettings, assets: dict[str, Any])
         try:
             bar.reset()
             bar.update(driver.step)
-            while driver.step < steps:
-                try:
-                    record = driver.train_step()
-                except LearnerError as exc:
-                    driver.recover(exc)
-                    bar.reset()
-                    bar.update(driver.step)
-                    continue
-                bar.update(1)
+            for record in _train_records(driver, steps):
+                bar.n = driver.step  # a recovery may have gone back to a checkpoint
+                bar.refresh()
                 if "val" not in record:
                     continue
                 value = float(record["val"]["mIoU"])
