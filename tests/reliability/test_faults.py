@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loop_runs import loop_overrides
 
 from launch.config import ConfigError, RunConfig, load_config
 from launch.faults import DRIVER_FAULT_EXIT_CODE, FaultInjector, FaultSpec, parse_fault
@@ -218,28 +219,9 @@ def test_a_taken_rendezvous_port_is_recognised(ray_session) -> None:
 
 # ---------------------------------------------------------------------------- end to end
 def _overrides(out: Path, data: Path, models: Path, **extra: str) -> list[str]:
-    """The loop tests' tiny OPD run (tests/launch/test_driver.py) as key=value overrides, on
-    the ENGINE engines."""
-    values = {
-        "out_dir": str(out),
-        "model.student": str(models / "qwen3_vl-student"),
-        "model.teacher": str(models / "qwen3_vl-teacher"),
-        "data.train": str(data / "train.json"),
-        "data.val": str(data / "val.json"),
-        "data.video_root": str(data / "videos"),
-        "trainer.steps": str(STEPS),
-        "trainer.prompts_per_step": "3",
-        "rollout.n": "2",
-        "rollout.max_new_tokens": "12",
-        "eval.every_steps": "2",
-        "eval.max_new_tokens": "12",
-        "checkpoint.every_steps": "2",
-        "learner.micro_batch_size": "2",
-        "rollout.engine": ENGINE,
-        "teacher.backend": ENGINE,
-        **extra,
-    }
-    return [f"{k}={v}" for k, v in values.items()]
+    """The loop tests' tiny OPD run (tests/loop_runs.py) on the ENGINE engines."""
+    engines = {"rollout.engine": ENGINE, "teacher.backend": ENGINE}
+    return loop_overrides(out, data, models, STEPS, **{**engines, **extra})
 
 
 def _run(config: RunConfig) -> dict[str, Any]:

@@ -10,11 +10,10 @@ from launch.config import RunConfig, load_config
 from launch.ledger import read_ledger
 
 
-def loop_config(
-    preset: str, out: Path, data: Path, models: Path, steps: int, **extra: str
-) -> RunConfig:
-    """`preset` on the tiny student / teacher and the loop data: 3 prompts x 2 samples per step,
-    12-token answers, an evaluation and a checkpoint every 2 steps; `extra` overrides by key."""
+def loop_overrides(out: Path, data: Path, models: Path, steps: int, **extra: str) -> list[str]:
+    """The loop tests' run as key=value overrides: the tiny student / teacher and the loop data,
+    3 prompts x 2 samples per step, 12-token answers, an evaluation and a checkpoint every 2
+    steps; `extra` overrides by key."""
     overrides = {
         "out_dir": str(out),
         "model.student": str(models / "qwen3_vl-student"),
@@ -32,7 +31,14 @@ def loop_config(
         "learner.micro_batch_size": "2",
         **extra,
     }
-    return load_config(preset, [f"{k}={v}" for k, v in overrides.items()])
+    return [f"{k}={v}" for k, v in overrides.items()]
+
+
+def loop_config(
+    preset: str, out: Path, data: Path, models: Path, steps: int, **extra: str
+) -> RunConfig:
+    """`preset` with `loop_overrides`."""
+    return load_config(preset, loop_overrides(out, data, models, steps, **extra))
 
 
 def run_loop(config: RunConfig, resume: bool = False) -> list[dict[str, Any]]:
