@@ -5,6 +5,8 @@
 #   colo2     the colocated layout: 2 learner ranks, each owning its vLLM engine and running the
 #             teacher's forward in process (rollout.colocate + teacher.colocate), 1 thread each;
 #   colo1     the same with 1 rank of 2 threads;
+#   offpolicy the separate layout one step off-policy (trainer.off_policy_steps=1): step t+1
+#             samples on the rollout workers while step t is scored and trained;
 #   peer      the single-process TRL peer (benchmarks/trl_peer.py; needs `pip install -e .[bench]`).
 # Usage (after `vopd prepare-demo`):
 #   bash benchmarks/layouts.sh steps  [OUT] [REPEATS]   # 40-step runs, REPEATS (3) per layout:
@@ -24,6 +26,7 @@ COMMON=(model.student=artifacts/demo/student model.teacher=artifacts/demo/teache
 declare -A LAYOUT=(
   [separate]=""
   [colo2]="rollout.colocate=true rollout.weight_transport=object_store teacher.colocate=true rollout.num_workers=2 learner.num_ranks=2 learner.threads=1"
+  [offpolicy]="trainer.off_policy_steps=1"
   [colo1]="rollout.colocate=true rollout.weight_transport=object_store teacher.colocate=true rollout.num_workers=1 learner.num_ranks=1 learner.threads=2"
 )
 run() {  # run NAME LAYOUT EXTRA...

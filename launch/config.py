@@ -103,6 +103,11 @@ class TrainerConfig:
     # In-process recoveries from a dead or stuck learner rank (restart the learner group, rewind
     # to the last checkpoint) before the run stops with an error.
     max_recoveries: int = 2
+    # 0: strictly on-policy (each step samples with the weights the learner just synced).
+    # 1: one step off-policy: step t+1's batch samples on the rollout engines while step t is
+    # scored and trained, from the weights one update older (recorded as `staleness` in the
+    # ledger). Needs rollout engines of their own (not rollout.colocate).
+    off_policy_steps: int = 0
 
 
 @dataclass
@@ -339,6 +344,7 @@ def validate_config(config: RunConfig) -> None:
         raise ConfigError("teacher.url is required when teacher.backend=remote")
     _check_objective(config)
     _check_colocated_rollout(config)
+    _check_off_policy(config)
     _check_fault(config)
     _check_placement(config)
 
@@ -364,6 +370,31 @@ def _check_colocated_rollout(config: RunConfig) -> None:
             "rollout.colocate: the engines run inside the learner ranks, which hold "
             "resources.learner_cpus / learner_gpus; resources.rollout_cpus / rollout_gpus "
             f"({res.rollout_cpus} / {res.rollout_gpus}) would change nothing"
+        )
+
+
+def _check_off_policy(config: RunConfig) -> None:
+    """trainer.off_policy_steps=1 samples the next batch on the rollout engines while the
+    current one trains: it needs an objective that samples, on engines of their own."""
+    from trainer.objectives.registry import get_objective_spec
+
+    if not config.trainer.off_policy_steps:
+        return
+    spec = get_objective_spec(config.trainer.objective)
+    if not spec.samples or spec.teacher == "answers":
+        raise ConfigError(
+            f"trainer.off_policy_steps: objective {spec.name!r} samples nothing from the "
+            "student, so there is no next batch to sample ahead"
+        )
+    if config.rollout.colocate:
+        raise ConfigError(
+            "trainer.off_policy_steps: with rollout.colocate each engine lives in a learner rank, "
+            "which cannot sample while it trains; use the separate layout"
+        )
+    if config.teacher.stream:
+        raise ConfigError(
+            "trainer.off_policy_steps: teacher.stream would change nothing; one step off-policy, "
+            "the teacher already scores step t while step t+1 samples"
         )
 
 
@@ -398,6 +429,10 @@ def _range_checks(config: RunConfig) -> list[tuple[bool, str]]:
         (teacher.timeout_s > 0, "teacher.timeout_s must be > 0"),
         (config.learner.timeout_s > 0, "learner.timeout_s must be > 0"),
         (trainer.max_recoveries >= 0, "trainer.max_recoveries must be >= 0"),
+        (
+            trainer.off_policy_steps in (0, 1),
+            "trainer.off_policy_steps must be 0 (on-policy) or 1 (one step off-policy)",
+        ),
         (trainer.ppo_epochs >= 1, "trainer.ppo_epochs must be >= 1"),
         (trainer.ppo_mini_batches >= 1, "trainer.ppo_mini_batches must be >= 1"),
         (config.learner.micro_batch_size >= 1, "learner.micro_batch_size must be >= 1"),

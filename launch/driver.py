@@ -125,6 +125,16 @@ def refuse_earlier_run(out: Path) -> None:
         )
 
 
+@dataclass
+class _Ahead:
+    """The next step's batch under trainer.off_policy_steps=1: its prompts, the sample call in
+    flight on the engines, and the batch once collected (before the weight sync)."""
+
+    prompts: list[Any]
+    pending: Any  # rollout.group.PendingSample
+    batch: Any = None  # rollout.batch.RolloutBatch
+
+
 class Driver:
     """Owns the actor groups and runs the loop for one RunConfig."""
 
@@ -168,6 +178,9 @@ class Driver:
         self.best_value = float("-inf")
         self.last_sync_checksum = ""
         self.last_sync_bytes = 0.0
+        # trainer.off_policy_steps=1: the next step's prompts and its batch, sampling (or
+        # sampled) while this step trains; None when strictly on-policy or not sampled ahead.
+        self._ahead: _Ahead | None = None
         # Where recover() rewinds to when no checkpoint exists yet (the state before step 1).
         self._start_state = (json.loads(json.dumps(self.sampler.state_dict())), random.getstate())
         if resume:
@@ -460,13 +473,9 @@ class Driver:
         objective = cfg.trainer.objective
         options = dict(cfg.trainer.objective_kwargs)
         t0 = time.perf_counter()
-        # --- curriculum refresh (issue 7): first selection, new round, or every K steps ---
-        if getattr(self.sampler, "needs_refresh", None) and self.sampler.needs_refresh(self.step):
-            with self.timer.phase("curriculum"):
-                self.sampler.refresh(self.rollout, self.step)
-        # --- end curriculum refresh ---
-        indices = self.sampler.next_indices(cfg.trainer.prompts_per_step)
-        prompts = [self.train_prompts[i] for i in indices]
+        ahead, self._ahead = self._ahead, None
+        prompts = ahead.prompts if ahead is not None else self._next_prompts(self.step)
+        sampled_version = self.step  # the weights version the batch samples with
         teacher_tokens = 0
         rollout_end = 0.0
         # teacher.stream: each finished rollout shard is scored while the others still sample.
@@ -486,6 +495,9 @@ class Driver:
             inject_ground_truth(
                 batch, self.tokenizer, self.tokenizer.eos_token_id, require_samples=False
             )
+        elif ahead is not None:  # sampled during the previous step, one version older
+            assert ahead.batch is not None
+            batch, sampled_version = ahead.batch, ahead.pending.version
         else:
             if stream is not None:  # the teacher phase starts with the first finished shard
                 self.faults.before("teacher", self.step + 1, self)
@@ -494,10 +506,13 @@ class Driver:
                 batch = self.rollout.sample(
                     prompts,
                     n=cfg.rollout.n,
-                    sampling=cfg.rollout.sampling(seed=cfg.trainer.seed * 100_003 + self.step),
+                    sampling=self._sampling(self.step),
                     **({"on_part": stream.submit} if stream is not None else {}),
                 )
             rollout_end = time.time()
+        final = final or self.step + 1 == cfg.trainer.steps
+        if self._samples_ahead(final):
+            self._ahead = self._submit_ahead()
         if self.spec.ground_truth == "per_group":  # TempSamp-R1's injected row per group
             inject_ground_truth(batch, self.tokenizer, self.tokenizer.eos_token_id)
         teacher_calls: list[Any] = []
@@ -559,8 +574,10 @@ class Driver:
             extra_head_tokens=head_tokens if learner_lp else 0,
         )
         self.step += 1
+        if self._ahead is not None:  # the engines must finish the next batch before the sync
+            with self.timer.phase("rollout"):  # only the part the update did not hide
+                self._ahead.batch = self.rollout.collect(self._ahead.pending)
         self.faults.before("sync", self.step, self)
-        final = final or self.step == cfg.trainer.steps
         evaluating = self.step % cfg.eval.every_steps == 0 or final
         # Supervised steps sample nothing: the engines only need the weights to evaluate.
         synced = self.spec.samples or evaluating
@@ -590,6 +607,10 @@ class Driver:
         record["load_avg_1m"] = os.getloadavg()[0]  # how busy the machine was (timings' context)
         record["threads"] = self.thread_plan()  # and what the run itself asks of it
         record["weights_version"] = self.step
+        # How many updates older than the learner's weights the trained batch's sampler was.
+        record["staleness"] = self.step - 1 - sampled_version
+        if "rollout_s" in batch.timings:  # sampling's own span (ahead: mostly hidden by training)
+            record["rollout_sample_s"] = batch.timings["rollout_s"]
         if self.last_sync_checksum:
             record["sync_checksum"] = self.last_sync_checksum
         if evaluating:
@@ -607,6 +628,40 @@ class Driver:
         record["train_seconds"] = self.train_seconds
         self.ledger.log(record)
         return record
+
+    def _next_prompts(self, step: int) -> list[Any]:
+        """The prompts of the step after `step` completed steps: refresh the curriculum when it
+        is due (issue 7: first selection, new round, or every K steps), then draw them."""
+        if getattr(self.sampler, "needs_refresh", None) and self.sampler.needs_refresh(step):
+            with self.timer.phase("curriculum"):
+                self.sampler.refresh(self.rollout, step)
+        indices = self.sampler.next_indices(self.config.trainer.prompts_per_step)
+        return [self.train_prompts[i] for i in indices]
+
+    def _sampling(self, step: int) -> Any:
+        """The sampling settings of the step after `step` completed steps (its own seed)."""
+        cfg = self.config
+        return cfg.rollout.sampling(seed=cfg.trainer.seed * 100_003 + step)
+
+    def _samples_ahead(self, final: bool) -> bool:
+        """Whether this step sends the next step's batch to the engines now
+        (trainer.off_policy_steps=1). Not on a step that ends the run or writes a checkpoint:
+        a checkpoint then holds nothing drawn past it, so a resumed run samples exactly what the
+        uninterrupted one did."""
+        cfg = self.config
+        if not cfg.trainer.off_policy_steps or final:
+            return False
+        return (self.step + 1) % cfg.checkpoint.every_steps != 0
+
+    def _submit_ahead(self) -> _Ahead:
+        """Draw the next step's prompts and send them to the rollout engines, which sample them
+        with the current weights while this step scores and trains."""
+        prompts = self._next_prompts(self.step + 1)
+        self.faults.before("rollout", self.step + 2, self)
+        pending = self.rollout.submit_sample(
+            prompts, n=self.config.rollout.n, sampling=self._sampling(self.step + 1)
+        )
+        return _Ahead(prompts, pending)
 
     def evaluate(self) -> EvalResult:
         """Greedy evaluation of the current student on the validation split."""
@@ -740,6 +795,7 @@ class Driver:
                     f"recoveries already spent: {error}"
                 ) from error
             print(f"[recover] {error}; restarting the learner group ({self.recoveries}/{limit})")
+            self._ahead = None  # drawn past the checkpoint it rewinds to: sampled again
             self.learners.shutdown()
             self.timer.reset()
             try:

@@ -118,6 +118,19 @@ class _Task:
     attempts: int = 0
 
 
+@dataclass
+class PendingSample:
+    """A `RolloutGroup.submit_sample` call in flight: its shards and what `collect` needs."""
+
+    prompts: list[PromptSpec]
+    n: int
+    sampling: SamplingConfig
+    tasks: dict[Any, _Task]
+    started: float
+    # The weights version the engines held when the shards were sent (what the batch samples).
+    version: int
+
+
 class RolloutGroup(ActorGroup):
     """R `RolloutWorker` actors (see the module docstring). Needs `ray.init()` first."""
 
@@ -227,6 +240,16 @@ class RolloutGroup(ActorGroup):
         prompt indices) as soon as it arrives, while other shards still sample; a shard that is
         resent after a failure is passed once, from the call that completed.
         """
+        return self.collect(self.submit_sample(prompts, n, sampling), on_part)
+
+    def submit_sample(
+        self,
+        prompts: Sequence[PromptSpec],
+        n: int = 1,
+        sampling: SamplingConfig | None = None,
+    ) -> PendingSample:
+        """Send the shards of a `sample` call to the workers and return at once; `collect` waits
+        for them (the driver trains on one batch while the next one samples)."""
         sampling = sampling or SamplingConfig()
         prompts = list(prompts)
         t0 = time.perf_counter()
@@ -236,6 +259,17 @@ class RolloutGroup(ActorGroup):
         for w, indices in enumerate(shards):
             if indices:
                 tasks[self._submit(w, indices, prompts, n, sampling)] = _Task(w, indices, t0)
+        return PendingSample(prompts, n, sampling, tasks, t0, self.version)
+
+    def collect(
+        self,
+        pending: PendingSample,
+        on_part: Callable[[RolloutBatch], None] | None = None,
+    ) -> RolloutBatch:
+        """Wait for a submitted sample (restarting and resending a failed or late worker's
+        shard, as `sample` does) and merge it in input order; see `sample` for `on_part`."""
+        prompts, n, sampling = pending.prompts, pending.n, pending.sampling
+        tasks, t0 = pending.tasks, pending.started
         parts: list[RolloutBatch] = []
         timings: dict[str, dict[str, float]] = {}
         while tasks:

@@ -63,3 +63,26 @@ def test_teacher_stream_needs_a_teacher_pool_scoring_the_rollout() -> None:
         load_config("opd", ["teacher.stream=true", "teacher.colocate=true"])
     with pytest.raises(ConfigError, match=r"teacher\.stream"):
         load_config(None, ["teacher.stream=maybe"])
+
+
+def test_off_policy_steps_is_0_or_1_on_engines_of_their_own() -> None:
+    assert load_config("opd", []).trainer.off_policy_steps == 0
+    assert load_config("grpo", ["trainer.off_policy_steps=1"]).trainer.off_policy_steps == 1
+    with pytest.raises(ConfigError, match=r"trainer\.off_policy_steps must be 0 .* or 1"):
+        load_config("opd", ["trainer.off_policy_steps=2"])
+    with pytest.raises(ConfigError, match=r"trainer\.off_policy_steps: objective 'sft'"):
+        load_config("sft", ["trainer.off_policy_steps=1"])
+    with pytest.raises(ConfigError, match=r"trainer\.off_policy_steps: objective 'seqkd'"):
+        load_config("opd", ["trainer.objective=seqkd", "trainer.off_policy_steps=1"])
+    with pytest.raises(ConfigError, match=r"trainer\.off_policy_steps: with rollout\.colocate"):
+        load_config(
+            "opd",
+            [
+                "trainer.off_policy_steps=1",
+                "rollout.colocate=true",
+                "rollout.num_workers=2",
+                "learner.num_ranks=2",
+            ],
+        )
+    with pytest.raises(ConfigError, match=r"trainer\.off_policy_steps: teacher\.stream"):
+        load_config("opd", ["trainer.off_policy_steps=1", "teacher.stream=true"])
