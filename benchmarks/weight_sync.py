@@ -14,7 +14,9 @@ returned to the driver plus what the driver `ray.put`), and the bytes broadcast.
 Usage:
     .venv/bin/python benchmarks/weight_sync.py [--size small] [--workers 2] [--updates 3]
         [--ranks 1] [--bucket-mb 256]
-Writes benchmarks/results/weight_sync.json (with the command) and prints a Markdown table.
+Writes benchmarks/results/weight_sync.json (`--size small`; other sizes weight_sync_<size>.json,
+e.g. `--size ladder_0_5b`, the model ladder's ~0.5 B rung) with the command, and prints a
+Markdown table.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "weight_sync.json"
+RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))  # before benchmarks/ (its rollout.py would shadow the package)
+from launch.tiny_models.configs import SIZES  # noqa: E402
+
 TRANSPORTS = ("object_store", "collective")
 
 
@@ -72,10 +76,12 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     from trainer.learner import LearnerSettings
     from trainer.learner_group import LearnerGroup
 
+    # Room for one update's buckets: 2 GiB, or 1.5x the model when that is larger.
+    model_bytes = Path(args.model, "model.safetensors").stat().st_size
     ray.init(
         num_cpus=2,
         include_dashboard=False,
-        object_store_memory=2 * 1024**3,
+        object_store_memory=max(2 * 1024**3, int(1.5 * model_bytes)),
         log_to_driver=False,
         configure_logging=False,
     )
@@ -136,7 +142,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     """Build the model, run each transport in its own process, write and print the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="small", choices=("student", "teacher", "small"))
+    parser.add_argument("--size", default="small", choices=tuple(SIZES))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--updates", type=int, default=3)
     parser.add_argument("--ranks", type=int, default=1)
@@ -165,7 +171,10 @@ def main() -> None:
             child = [sys.executable, __file__, *sys.argv[1:], "--transport", transport]
             child += ["--model", str(model), "--out", out.name]
             env = {**os.environ, "PYTHONPATH": str(ROOT)}
-            subprocess.run(child, check=True, env=env, cwd=ROOT)
+            code = subprocess.run(child, env=env, cwd=ROOT).returncode
+            if code != 0:  # e.g. killed for memory: a result too, recorded as such
+                rows.append({"transport": transport, "failed": f"exit code {code}"})
+                continue
             rows.append(json.loads(Path(out.name).read_text()))
     shown = list(sys.argv[1:])
     if "--models-dir" in shown:  # a scratch directory: not part of the measurement
@@ -182,16 +191,22 @@ def main() -> None:
         "updates": args.updates,
         "bucket_mb": args.bucket_mb,
         "load_average_at_end": os.getloadavg(),
-        "same_checksum": len({r["checksum"] for r in rows}) == 1,
+        "same_checksum": len({r.get("checksum") for r in rows}) == 1,
         "results": rows,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    # small: weight_sync.json (the first measurement's name); other sizes: weight_sync_<size>.json
+    name = "weight_sync.json" if args.size == "small" else f"weight_sync_{args.size}.json"
+    results = RESULTS / name
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(result, indent=2) + "\n")
     print(f"model {result['model']}: {model_bytes / 2**20:.0f} MiB, {len(keys)} tensors")
     print("| transport | first sync s | median sync s | driver peak RSS MiB (before -> after)"
           " | object-store MiB per update | broadcast MiB per update |")  # fmt: skip
     print("|---|---|---|---|---|---|")
     for r in rows:
+        if "failed" in r:
+            print(f"| {r['transport']} | failed: {r['failed']} | | | | |")
+            continue
         print(
             f"| {r['transport']} | {r['first_sync_s']:.2f} | {r['median_sync_s_after_first']:.2f}"
             f" | {r['driver_peak_rss_mib_before_syncs']:.0f} -> "

@@ -138,21 +138,27 @@ def arm_spec(name: str) -> ArmSpec:
 
 @dataclass(frozen=True)
 class Budget:
-    """How long each run lasts: `wallclock` seconds of training, or `samples` prompts seen."""
+    """How long each run lasts: `wallclock` seconds of training, `samples` prompts seen, or
+    `completions` (the report's completions view: sampled rows; for an arm that samples
+    nothing, its training rows)."""
 
     kind: str
     value: float
 
-    def overrides(self, prompts_per_step: int) -> list[str]:
-        """Config overrides that apply the budget to an arm with this batch size."""
-        if self.kind == "samples":
-            steps = max(1, math.ceil(self.value / prompts_per_step))
+    def overrides(self, prompts_per_step: int, completions_per_step: int = 0) -> list[str]:
+        """Config overrides that apply the budget to an arm with this batch size (prompts per
+        step; completions per step for a `completions` budget)."""
+        if self.kind in ("samples", "completions"):
+            per_step = prompts_per_step if self.kind == "samples" else completions_per_step
+            if per_step < 1:
+                raise ValueError(f"a {self.kind} budget needs the arm's {self.kind} per step")
+            steps = max(1, math.ceil(self.value / per_step))
             return [f"trainer.steps={steps}", "trainer.budget_s=null"]
         return ["trainer.steps=1000000", f"trainer.budget_s={self.value}"]
 
     def __str__(self) -> str:
-        if self.kind == "samples":
-            return f"samples={int(self.value)}"
+        if self.kind in ("samples", "completions"):
+            return f"{self.kind}={int(self.value)}"
         return f"wallclock={self.value:g}s"
 
 
@@ -160,11 +166,13 @@ _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_budget(text: str) -> Budget:
-    """`wallclock=300` (seconds; `5m`, `1h` also work) or `samples=4000`."""
+    """`wallclock=300` (seconds; `5m`, `1h` also work), `samples=4000` or `completions=4800`."""
     kind, sep, value = text.partition("=")
     kind = kind.strip()
-    if not sep or kind not in ("wallclock", "samples"):
-        raise ValueError(f"budget {text!r} must be wallclock=SECONDS or samples=N")
+    if not sep or kind not in ("wallclock", "samples", "completions"):
+        raise ValueError(
+            f"budget {text!r} must be wallclock=SECONDS, samples=N or completions=N"
+        )
     value = value.strip().lower()
     scale = 1.0
     if kind == "wallclock" and value and value[-1] in _UNITS:
@@ -222,13 +230,22 @@ def arm_config(settings: CompareSettings, arm: ArmSpec, lr: float, seed: int, bu
         settings.config,
         [
             *base,
-            *budget.overrides(probe.trainer.prompts_per_step),
+            *budget.overrides(probe.trainer.prompts_per_step, completions_per_step(probe)),
             f"learner.lr={lr}",
             f"trainer.seed={seed}",
             f"out_dir={out}",
             "checkpoint.keep_best=false",
         ],
     )
+
+
+def completions_per_step(config: Any) -> int:
+    """What one step of the RunConfig `config` adds to the report's completions view: its
+    sampled rows, or for an arm that samples nothing its training rows."""
+    from launch.compare_report import arm_protocol, completions_per_prompt
+
+    protocol = arm_protocol(asdict(config), [], config.learner.lr)
+    return int(protocol["prompts_per_step"]) * completions_per_prompt(protocol)
 
 
 def start_model(assets: dict[str, Any], start: str) -> str:

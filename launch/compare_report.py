@@ -322,6 +322,13 @@ def _option_default(objective: str | None, name: str) -> Any:
         return None
 
 
+def completions_per_prompt(protocol: dict[str, Any]) -> int | None:
+    """An arm's completions per prompt in the completions view (`arm_protocol`): its sampled
+    rows, or for an arm that samples nothing its training rows."""
+    sampling = objective_rows(protocol["objective"])[0]
+    return protocol["samples_per_prompt"] if sampling else protocol["target_rows_per_prompt"]
+
+
 def arm_protocol(
     config: dict[str, Any] | None,
     overrides: list[str],
@@ -476,9 +483,7 @@ def summarise(out: Path, state: dict[str, Any]) -> dict[str, Any]:
         ]
         all_records = [r for records in runs.values() for r in records]
         protocol = arm_protocol(config, overrides, arm["lr"], all_records)
-        sampling = objective_rows(protocol["objective"])[0]
-        # Sampled completions per prompt; an arm that samples nothing counts its training rows.
-        n = protocol["samples_per_prompt"] if sampling else protocol["target_rows_per_prompt"]
+        n = completions_per_prompt(protocol)
         curves = {seed: run_curve(records, n) for seed, records in runs.items()}
         totals = {seed: run_totals(records, n) for seed, records in runs.items()}
         phases = {seed: phase_seconds(records) for seed, records in runs.items()}
@@ -501,7 +506,7 @@ def summarise(out: Path, state: dict[str, Any]) -> dict[str, Any]:
                 )
         names = sorted({p for run in phases.values() for p in run})
         unit = "completions"
-        if not sampling:
+        if not objective_rows(protocol["objective"])[0]:
             unit = f"training rows ({protocol['target_rows_kind'] or 'target row'}s)"
         arms[name] = {
             "lr": arm["lr"],
@@ -648,7 +653,10 @@ def _budget_amount(budget: str | None) -> float:
 
 
 def _sweep_axis(budget: str | None) -> str:
-    return "samples_seen" if str(budget or "").startswith("samples") else "train_seconds"
+    text = str(budget or "")
+    if text.startswith("completions"):
+        return "completions"
+    return "samples_seen" if text.startswith("samples") else "train_seconds"
 
 
 def _finite_xy(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:

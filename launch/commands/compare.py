@@ -31,15 +31,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="comma-separated arms: opd, opd_full_rkl, grpo, tempsamp, sft, and ARM+tvdf",
     )
     parser.add_argument(
-        "--budget", default="wallclock=300", help="per run: wallclock=SECONDS (or 5m) | samples=N"
+        "--budget",
+        default="wallclock=300",
+        help="per run: wallclock=SECONDS (or 5m) | samples=N (prompts seen) | completions=N "
+        "(sampled rows; an arm that samples nothing: its training rows)",
     )
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     parser.add_argument("--out", default="runs/compare", help="report and runs directory")
     parser.add_argument(
         "--sweep-budget",
         default="wallclock=90",
-        help="budget of each lr-sweep run (seed = first seed), e.g. wallclock=300 or "
-        "samples=2000; 'none' skips the sweep (the middle lr is used)",
+        help="budget of each lr-sweep run (seed = first seed), e.g. wallclock=300, "
+        "samples=2000 or completions=1600; 'none' skips the sweep (the middle lr is used)",
     )
     parser.add_argument(
         "--sweep-min-gap",

@@ -22,6 +22,7 @@ from launch.compare_report import AXES, compute_to_target, run_curve, targets
         ("wallclock=5m", Budget("wallclock", 300.0)),
         ("wallclock=1h", Budget("wallclock", 3600.0)),
         ("samples=4000", Budget("samples", 4000.0)),
+        ("completions=4800", Budget("completions", 4800.0)),
     ],
 )
 def test_parse_budget(text: str, expected: Budget) -> None:
@@ -776,6 +777,24 @@ def test_cli_sweep_options_and_an_arms_own_batch_shape(tmp_path: Path) -> None:
     assert (grpo.trainer.prompts_per_step, grpo.rollout.n, grpo.trainer.steps) == (16, 8, 4)
     opd = arm_config(settings, arm_spec("opd"), 1e-3, 0, Budget("samples", 64), tmp_path / "o")
     assert opd.trainer.prompts_per_step == 16 and opd.rollout.n == 1
+
+
+def test_a_completions_budget_gives_every_arm_the_same_completions(tmp_path: Path) -> None:
+    from launch.commands.compare import settings_from_args
+
+    settings = settings_from_args(_args())
+    budget = parse_budget("completions=4800")
+    steps = {}
+    for name in ("opd", "grpo", "tempsamp", "sft", "seqkd_sampled"):
+        config = arm_config(settings, arm_spec(name), 1e-3, 0, budget, tmp_path / name)
+        steps[name] = config.trainer.steps
+    # 16 prompts x 1 and 2 x 8 sampled rows; TempSamp-R1 samples 2 x 7 (its ground-truth rows
+    # are not generated); SFT trains on 16 ground-truth rows; sequence-level KD on 16 x 4
+    # teacher answers.
+    assert steps == {"opd": 300, "grpo": 300, "tempsamp": 343, "sft": 300, "seqkd_sampled": 75}
+    assert str(budget) == "completions=4800"
+    with pytest.raises(ValueError, match="completions per step"):
+        budget.overrides(16, 0)
 
 
 def test_every_arm_is_a_valid_config() -> None:
