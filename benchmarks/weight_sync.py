@@ -148,6 +148,9 @@ def main() -> None:
     parser.add_argument("--ranks", type=int, default=1)
     parser.add_argument("--bucket-mb", type=int, default=256)
     parser.add_argument("--models-dir", default="", help="where to build the model (temp dir)")
+    parser.add_argument(
+        "--transports", default=",".join(TRANSPORTS), help="which to run, in this order"
+    )
     parser.add_argument("--transport", default="", help=argparse.SUPPRESS)  # child mode
     parser.add_argument("--model", default="", help=argparse.SUPPRESS)
     parser.add_argument("--out", default="", help=argparse.SUPPRESS)
@@ -166,7 +169,7 @@ def main() -> None:
         keys = list(f.keys())
         model_bytes = sum(f.get_tensor(k).numel() * 4 for k in keys)
     rows = []
-    for transport in TRANSPORTS:
+    for transport in args.transports.split(","):
         with tempfile.NamedTemporaryFile(suffix=".json") as out:
             child = [sys.executable, __file__, *sys.argv[1:], "--transport", transport]
             child += ["--model", str(model), "--out", out.name]
