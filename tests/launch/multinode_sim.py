@@ -46,25 +46,15 @@ NODE_MEMORY = {"object_store_memory": 150 * 1024 * 1024}
 
 
 def run_overrides(models: Path, data: Path, out: Path) -> list[str]:
-    """The tiny OPD run on the simulated cluster (per_pool layout), as key=value overrides."""
-    values = {
-        "out_dir": str(out),
-        "model.student": str(models / "qwen3_vl-student"),
-        "model.teacher": str(models / "qwen3_vl-teacher"),
-        "data.train": str(data / "train.json"),
-        "data.val": str(data / "val.json"),
-        "data.video_root": str(data / "videos"),
-        "trainer.steps": str(STEPS),
-        "trainer.prompts_per_step": "3",
-        "rollout.n": "2",
-        "rollout.max_new_tokens": "12",
+    """The tiny OPD run on the simulated cluster (per_pool layout), as key=value overrides: the
+    loop tests' run (`tests/loop_runs.py`) on transformers engines, with its layout."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from loop_runs import loop_overrides
+
+    extra = {
         "rollout.engine": "hf",
         "teacher.backend": "hf",
-        "eval.every_steps": "2",
         "eval.max_samples": "2",
-        "eval.max_new_tokens": "12",
-        "checkpoint.every_steps": "2",
-        "learner.micro_batch_size": "2",
         # Limits well above a step's time, well below the defaults: a hang fails in minutes.
         "learner.timeout_s": "180",
         "rollout.timeout_s": "180",
@@ -76,7 +66,7 @@ def run_overrides(models: Path, data: Path, out: Path) -> list[str]:
         "placement.rollout.resources": "{node_b: 0.5}",
         "placement.teacher.resources": "{node_a: 0.5}",
     }
-    return [f"{key}={value}" for key, value in values.items()]
+    return loop_overrides(out, data, models, STEPS, **extra)
 
 
 # Probe pools for the layout checks: 2 ranks, 1 rollout worker, 2 teacher workers.
