@@ -36,6 +36,8 @@ class ArmSpec:
     overrides: tuple[str, ...]
     lrs: tuple[float, ...]
     notes: str
+    # `ARM@noiseNN`: the share of training records whose span is corrupted (None: clean labels).
+    label_noise: float | None = None
 
 
 # GRPO's remedies (docs/OBJECTIVES.md §2 and the prototype's notes in docs/GENERATED_DATA.md): a
@@ -120,27 +122,99 @@ _TVDF_OVERRIDES = (
 
 
 def arm_spec(name: str) -> ArmSpec:
-    """The arm called `name`: a key of ARMS, or `<arm>+tvdf` (the arm on the TVDF subset)."""
-    base_name = name.removesuffix(TVDF_SUFFIX)
+    """The arm called `name`: a key of ARMS, `<arm>+tvdf` (the arm on the TVDF subset), either
+    with `@noiseNN` (trained on a copy of the training annotations in which NN% of the records
+    carry a corrupted span; only for arms that read training labels)."""
+    labelled_name, noise = split_noise(name)
+    base_name = labelled_name.removesuffix(TVDF_SUFFIX)
     if base_name not in ARMS:
         known = [*ARMS, *(f"{a}{TVDF_SUFFIX}" for a in ARMS)]
-        raise ValueError(f"unknown arm {name!r}; known: {', '.join(known)}")
+        raise ValueError(
+            f"unknown arm {name!r}; known: {', '.join(known)} (each optionally with "
+            f"{NOISE_SUFFIX}NN for NN% noisy training labels)"
+        )
     base = ARMS[base_name]
-    if name == base_name:
-        return base
+    spec = base
+    if labelled_name != base_name:
+        spec = ArmSpec(
+            labelled_name,
+            (*base.overrides, *_TVDF_OVERRIDES),
+            base.lrs,
+            base.notes
+            + "; TVDF curriculum (teacher-reliable, student-disagreeing samples, top 800)",
+        )
+    if noise is None:
+        return spec
+    if not arm_reads_labels(spec):
+        raise ValueError(
+            f"arm {name!r}: {base_name} trains without the training labels, so {NOISE_SUFFIX} "
+            "would change nothing; label noise applies to arms that read labels (sft, grpo, "
+            f"tempsamp, or any arm with {TVDF_SUFFIX})"
+        )
     return ArmSpec(
         name,
-        (*base.overrides, *_TVDF_OVERRIDES),
-        base.lrs,
-        base.notes + "; TVDF curriculum (teacher-reliable, student-disagreeing samples, top 800)",
+        spec.overrides,
+        spec.lrs,
+        spec.notes + f"; trained on labels with {noise:.0%} of the training spans corrupted "
+        f"(shift / shrink / swap, `vopd data corrupt` seed {NOISE_SEED}); evaluated on clean "
+        "labels",
+        label_noise=noise,
     )
+
+
+# `ARM@noiseNN`: the arm on noisy training labels. One corrupted copy per share, made once with
+# a fixed seed (the noise is a property of the data, the same for every run seed; nested: the
+# records corrupted at 25% are among those at 50%).
+NOISE_SUFFIX = "@noise"
+NOISE_SEED = 0
+
+
+def split_noise(name: str) -> tuple[str, float | None]:
+    """`sft@noise25` -> ("sft", 0.25); a name without the suffix -> (name, None)."""
+    head, sep, tail = name.partition("@")
+    if not sep:
+        return name, None
+    digits = tail.removeprefix(NOISE_SUFFIX[1:])
+    if not tail.startswith(NOISE_SUFFIX[1:]) or not digits.isdigit() or not 0 < int(digits) <= 100:
+        raise ValueError(
+            f"arm {name!r}: the suffix must be {NOISE_SUFFIX}NN, NN the percentage (1-100) of "
+            "training records whose span is corrupted"
+        )
+    return head, int(digits) / 100
+
+
+def arm_reads_labels(arm: ArmSpec) -> bool:
+    """Whether an arm's training reads the training spans: its objective needs labels (rewards
+    or targets), or its TVDF curriculum selects samples by them."""
+    from trainer.objectives.registry import get_objective_spec
+
+    objective = next(
+        (o.partition("=")[2] for o in arm.overrides if o.startswith("trainer.objective=")), "opd"
+    )
+    return get_objective_spec(objective).needs_labels or "curriculum.kind=tvdf" in arm.overrides
+
+
+def noisy_train_file(train: str, video_root: str | None, noise: float, out: Path) -> list[str]:
+    """The overrides that train on a copy of `train` with `noise` of its spans corrupted
+    (written once under `out/data`, with its sidecar listing every change; the same file on a
+    re-run)."""
+    from tvg.label_noise import corrupt_file
+
+    source = Path(train)
+    target = out / "data" / f"{source.stem}_noise{round(noise * 100)}{source.suffix}"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        corrupt_file(source, target, share=noise, seed=NOISE_SEED)
+    # Video paths stay relative to the clean file's root.
+    root = video_root if video_root else str(source.parent)
+    return [f"data.train={target}", f"data.video_root={root}"]
 
 
 @dataclass(frozen=True)
 class Budget:
-    """How long each run lasts: `wallclock` seconds of training, `samples` prompts seen, or
-    `completions` (the report's completions view: sampled rows; for an arm that samples
-    nothing, its training rows)."""
+    """How long each run lasts: `wallclock` seconds of training, `flops` of the learner's
+    forward and backward passes, `samples` prompts seen, or `completions` (the report's
+    completions view: sampled rows; for an arm that samples nothing, its training rows)."""
 
     kind: str
     value: float
@@ -153,30 +227,46 @@ class Budget:
             if per_step < 1:
                 raise ValueError(f"a {self.kind} budget needs the arm's {self.kind} per step")
             steps = max(1, math.ceil(self.value / per_step))
-            return [f"trainer.steps={steps}", "trainer.budget_s=null"]
-        return ["trainer.steps=1000000", f"trainer.budget_s={self.value}"]
+            return [f"trainer.steps={steps}", "trainer.budget_s=null", "trainer.budget_flops=null"]
+        if self.kind == "flops":
+            return [
+                "trainer.steps=1000000",
+                "trainer.budget_s=null",
+                f"trainer.budget_flops={self.value}",
+            ]
+        return [
+            "trainer.steps=1000000",
+            f"trainer.budget_s={self.value}",
+            "trainer.budget_flops=null",
+        ]
 
     def __str__(self) -> str:
         if self.kind in ("samples", "completions"):
             return f"{self.kind}={int(self.value)}"
+        if self.kind == "flops":
+            return f"flops={self.value:.4g}"
         return f"wallclock={self.value:g}s"
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+_FLOPS_UNITS = {"g": 1e9, "t": 1e12, "p": 1e15}
+BUDGET_KINDS = ("wallclock", "flops", "samples", "completions")
 
 
 def parse_budget(text: str) -> Budget:
-    """`wallclock=300` (seconds; `5m`, `1h` also work), `samples=4000` or `completions=4800`."""
+    """`wallclock=300` (seconds; `5m`, `1h` also work), `flops=3.3e12` (learner FLOPs; `3.3T`,
+    `500G`, `1P` also work), `samples=4000` or `completions=4800`."""
     kind, sep, value = text.partition("=")
     kind = kind.strip()
-    if not sep or kind not in ("wallclock", "samples", "completions"):
+    if not sep or kind not in BUDGET_KINDS:
         raise ValueError(
-            f"budget {text!r} must be wallclock=SECONDS, samples=N or completions=N"
+            f"budget {text!r} must be wallclock=SECONDS, flops=N, samples=N or completions=N"
         )
     value = value.strip().lower()
     scale = 1.0
-    if kind == "wallclock" and value and value[-1] in _UNITS:
-        scale, value = _UNITS[value[-1]], value[:-1]
+    units = {"wallclock": _UNITS, "flops": _FLOPS_UNITS}.get(kind, {})
+    if value and value[-1] in units:
+        scale, value = units[value[-1]], value[:-1]
     try:
         number = float(value) * scale
     except ValueError:
@@ -226,6 +316,11 @@ def arm_config(settings: CompareSettings, arm: ArmSpec, lr: float, seed: int, bu
     base = [*asset_overrides(settings.assets_dir, settings.start), *arm.overrides]
     base += [*settings.overrides, *settings.arm_overrides.get(arm.name, ())]
     probe = load_config(settings.config, base)
+    if arm.label_noise is not None:
+        data = probe.data
+        base += noisy_train_file(
+            data.train, data.video_root, arm.label_noise, Path(settings.out_dir)
+        )
     return load_config(
         settings.config,
         [
@@ -398,11 +493,35 @@ def run_compare(settings: CompareSettings, force: bool = False) -> dict[str, Any
     for seed in settings.seeds:
         for arm in arms:
             entry = state["arms"][arm.name]
+            reused = sweep_run_for(settings, entry, seed, out)
+            if reused is not None:
+                print(
+                    f"[compare] {arm.name} seed {seed}: the lr sweep's run at lr {entry['lr']:g} "
+                    f"({reused}) is this run (same budget, seed and config)"
+                )
+                entry["runs"][str(seed)] = reused
+                _write_json(out / "compare.json", state)
+                continue
             run_dir = out / "runs" / arm.name / f"seed{seed}"
             run_one(arm_config(settings, arm, entry["lr"], seed, settings.budget, run_dir))
             entry["runs"][str(seed)] = str(run_dir.relative_to(out))
             _write_json(out / "compare.json", state)
     return write_report(out)
+
+
+def sweep_run_for(
+    settings: CompareSettings, entry: dict[str, Any], seed: int, out: Path
+) -> str | None:
+    """The sweep run (relative to `out`) that already is the arm's run for `seed`: the sweep's
+    last stage ran at the comparison's own budget, on this seed (the first), at the chosen lr,
+    and finished. None otherwise. The two configs differ only in their out_dir."""
+    stages = entry.get("sweep_stages") or []
+    if not stages or seed != settings.seeds[0] or stages[-1]["budget"] != str(settings.budget):
+        return None
+    rel = stages[-1]["runs"].get(repr(entry["lr"]))
+    if rel is None or not (out / rel / "summary.json").is_file():
+        return None
+    return str(rel)
 
 
 def sweep_arm(

@@ -643,7 +643,8 @@ def plot_data(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def _budget_amount(budget: str | None) -> float:
-    """A budget's seconds or prompts (`wallclock=60s` -> 60.0); NaN when unreadable."""
+    """A budget's seconds, FLOPs, prompts or completions (`wallclock=60s` -> 60.0); NaN when
+    unreadable."""
     from launch.compare import parse_budget
 
     try:
@@ -656,6 +657,8 @@ def _sweep_axis(budget: str | None) -> str:
     text = str(budget or "")
     if text.startswith("completions"):
         return "completions"
+    if text.startswith("flops"):
+        return "learner_flops"
     return "samples_seen" if text.startswith("samples") else "train_seconds"
 
 

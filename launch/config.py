@@ -82,7 +82,8 @@ class DataConfig:
 
 @dataclass
 class TrainerConfig:
-    """The objective and the loop's length (`steps`, and optionally a wall-clock `budget_s`)."""
+    """The objective and the loop's length (`steps`, and optionally a wall-clock `budget_s`
+    and / or a learner-FLOPs `budget_flops`)."""
 
     # A registered objective or an alias (resolved once, when the config is loaded).
     objective: str = "opd"
@@ -97,6 +98,10 @@ class TrainerConfig:
     steps: int = 100
     seed: int = 0
     budget_s: float | None = None
+    # A learner-compute budget: the run ends with the step that brings the learner's forward and
+    # backward FLOPs (the ledger's `learner_flops`, summed) to this many; null: none. With
+    # `budget_s` too, whichever runs out first ends the run (and the cosine decay).
+    budget_flops: float | None = None
     # Recompute the batch's log-probs on the learner before the update every N steps (0: never)
     # to measure the rollout-vs-learner mismatch and the entropy; costs one forward pass.
     mismatch_every: int = 1
@@ -414,6 +419,7 @@ def _range_checks(config: RunConfig) -> list[tuple[bool, str]]:
     rollout, max_new_tokens=0 the first sampling call)."""
     trainer, rollout, teacher = config.trainer, config.rollout, config.teacher
     budget = trainer.budget_s
+    flops_budget = trainer.budget_flops
     cpus = config.resources.num_cpus
     return [
         (config.eval.every_steps >= 1, "eval.every_steps must be >= 1"),
@@ -421,6 +427,10 @@ def _range_checks(config: RunConfig) -> list[tuple[bool, str]]:
         (config.checkpoint.every_steps >= 1, "checkpoint.every_steps must be >= 1"),
         (trainer.mismatch_every >= 0, "trainer.mismatch_every must be >= 0 (0 = never)"),
         (budget is None or budget > 0, "trainer.budget_s must be > 0 (or null: no budget)"),
+        (
+            flops_budget is None or flops_budget > 0,
+            "trainer.budget_flops must be > 0 (or null: no budget)",
+        ),
         (rollout.max_new_tokens >= 1, "rollout.max_new_tokens must be >= 1"),
         (rollout.max_model_len >= 1, "rollout.max_model_len must be >= 1"),
         (rollout.weight_bucket_mb >= 1, "rollout.weight_bucket_mb must be >= 1"),

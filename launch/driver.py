@@ -41,7 +41,7 @@ from launch.step_logic import (
     inject_ground_truth,
 )
 from launch.tiny_models.build import count_head_parameters, count_parameters
-from trainer.lr_schedule import budget_progress
+from trainer.lr_schedule import budget_progress, run_progress
 from trainer.objectives.registry import get_objective_spec
 
 
@@ -175,6 +175,7 @@ class Driver:
         self.peak_flops = measure_matmul_peak(threads=1)
         self.step = 0
         self.train_seconds = 0.0  # wall-clock of the training steps, evaluation excluded
+        self.learner_flops_total = 0.0  # the learner's FLOPs so far (trainer.budget_flops)
         self.best_value = float("-inf")
         self.last_sync_checksum = ""
         self.last_sync_bytes = 0.0
@@ -424,6 +425,7 @@ class Driver:
         self._sync_weights(version=self.step)
         kept = self.ledger.truncate_after(self.step)
         self.train_seconds = float(kept[-1].get("train_seconds", 0.0)) if kept else 0.0
+        self.learner_flops_total = float(sum(r.get("learner_flops", 0.0) for r in kept))
         print(f"[resume] continuing after step {self.step} from {checkpoint}")
 
     # ------------------------------------------------------------------ one step
@@ -558,7 +560,7 @@ class Driver:
                         part,
                         objective,
                         options,
-                        time_progress=budget_progress(self.train_seconds, cfg.trainer.budget_s),
+                        time_progress=self._budget_progress(),
                     )
                 )
             learner_s = time.perf_counter() - t_learner
@@ -626,6 +628,7 @@ class Driver:
         record["time"]["step"] = time.perf_counter() - t0
         self.train_seconds += training_seconds(record)
         record["train_seconds"] = self.train_seconds
+        self.learner_flops_total += flops
         self.ledger.log(record)
         return record
 
@@ -728,16 +731,24 @@ class Driver:
     def _train(self) -> dict[str, Any]:
         """The training loop of `run`."""
         cfg = self.config
-        budget = cfg.trainer.budget_s
+        budgeted = bool(cfg.trainer.budget_s or cfg.trainer.budget_flops)
         bar = self._progress_bar()
         last: dict[str, Any] = {}
         while self.step < cfg.trainer.steps:
-            # The budget counts training time (evaluation and checkpoints excluded) across
-            # resumes; the step expected to cross it is the last one and is evaluated.
-            expected = self.train_seconds + (training_seconds(last) if last else 0.0)
-            final = bool(budget) and expected >= budget
-            if budget and self.train_seconds >= budget:
+            # A wall-clock budget counts training time (evaluation and checkpoints excluded), a
+            # FLOPs budget the learner's FLOPs, both across resumes; the step expected to cross
+            # one (as long as the last step) is the last one and is evaluated.
+            if self._budget_progress() >= 1.0:
                 break
+            final = budgeted and (
+                run_progress(
+                    self.train_seconds + (training_seconds(last) if last else 0.0),
+                    cfg.trainer.budget_s,
+                    self.learner_flops_total + float(last.get("learner_flops", 0.0)),
+                    cfg.trainer.budget_flops,
+                )
+                >= 1.0
+            )
             try:
                 last = self.train_step(final=final)
             except self._learner_failures() as exc:
@@ -746,9 +757,9 @@ class Driver:
                 bar.update(self._bar_position() - bar.n)
                 continue
             bar.update(self._bar_position() - bar.n)
-            bar.set_postfix(progress_postfix(last, self.step if budget else None))
+            bar.set_postfix(progress_postfix(last, self.step if budgeted else None))
             if final:
-                print(f"[train] wall-clock budget of {budget:.0f} s of training reached")
+                print(f"[train] {self._budget_text()} reached")
                 break
         bar.close()
         summary = {"steps": self.step, "last": last, "out_dir": str(self.out)}
@@ -757,26 +768,52 @@ class Driver:
         os.replace(tmp, self.out / "summary.json")
         return summary
 
+    def _budget_progress(self) -> float:
+        """The share of the run's wall-clock or FLOPs budget spent (the larger; 0 without)."""
+        trainer = self.config.trainer
+        return run_progress(
+            self.train_seconds, trainer.budget_s, self.learner_flops_total, trainer.budget_flops
+        )
+
+    def _budget_text(self) -> str:
+        """The run's budget(s) in words, for the log line that ends it."""
+        trainer = self.config.trainer
+        parts = []
+        if trainer.budget_s:
+            parts.append(f"wall-clock budget of {trainer.budget_s:.0f} s of training")
+        if trainer.budget_flops:
+            parts.append(f"learner budget of {trainer.budget_flops:.3g} FLOPs")
+        return " / ".join(parts)
+
     def _progress_bar(self) -> tqdm:
-        """Steps done of trainer.steps; with a wall-clock budget, training seconds of it instead
-        (the step count then goes in the postfix: the step bound is often just a ceiling)."""
+        """Steps done of trainer.steps; with a wall-clock budget, training seconds of it instead,
+        with a FLOPs budget only, the learner's TFLOPs of it (the step count then goes in the
+        postfix: the step bound is often just a ceiling)."""
         cfg = self.config
         desc = f"train {cfg.trainer.objective}"
-        if not cfg.trainer.budget_s:
+        if cfg.trainer.budget_s:
+            total, unit = float(cfg.trainer.budget_s), "s of training"
+        elif cfg.trainer.budget_flops:
+            total, unit = float(cfg.trainer.budget_flops) / 1e12, "learner TFLOPs"
+        else:
             return tqdm(total=cfg.trainer.steps, initial=self.step, desc=desc)
         return tqdm(
-            total=float(cfg.trainer.budget_s),
+            total=total,
             initial=self._bar_position(),
             desc=desc,
-            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of training "
-            "[{elapsed}<{remaining}{postfix}]",
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} " + unit
+            + " [{elapsed}<{remaining}{postfix}]",
         )
 
     def _bar_position(self) -> float:
-        """Where the progress bar stands: training seconds under a budget, else steps."""
-        budget = self.config.trainer.budget_s
-        if budget:
-            return budget * budget_progress(self.train_seconds, budget)
+        """Where the progress bar stands: training seconds under a wall-clock budget, learner
+        TFLOPs under a FLOPs budget only, else steps."""
+        trainer = self.config.trainer
+        if trainer.budget_s:
+            return trainer.budget_s * budget_progress(self.train_seconds, trainer.budget_s)
+        if trainer.budget_flops:
+            spent = budget_progress(self.learner_flops_total, trainer.budget_flops)
+            return trainer.budget_flops / 1e12 * spent
         return self.step
 
     def recover(self, error: Exception) -> None:
@@ -812,7 +849,7 @@ class Driver:
                 else:  # nothing saved yet: back to step 0
                     self.sampler.load_state_dict(self._start_state[0])
                     random.setstate(self._start_state[1])
-                    self.step, self.train_seconds = 0, 0.0
+                    self.step, self.train_seconds, self.learner_flops_total = 0, 0.0, 0.0
                     self._sync_weights(version=0)
                     self.ledger.truncate_after(0)
             except self._learner_failures() as exc:

@@ -151,7 +151,7 @@ class Learner:
 
         torch.set_num_threads(settings.threads)
         self.rank, self.world_size, self.settings = rank, world_size, settings
-        self.time_progress = 0.0  # share of the wall-clock budget spent (see lr_multiplier)
+        self.time_progress = 0.0  # share of the run's budget spent (see lr_multiplier)
         self._seed_everything(settings.seed + rank)
         import deepspeed
         from transformers import AutoProcessor
@@ -301,7 +301,7 @@ class Learner:
         ranks and micro-batches; `num_chunks` / `filler` keep the ranks' passes aligned. A
         non-finite input, loss or gradient is not applied: the step is skipped on every rank, with
         a warning, and reported (`skipped=True`). `time_progress` (the share of the wall-clock
-        budget spent before this step) lets a cosine schedule end with the budget.
+        or FLOPs budget spent before this step) lets a cosine schedule end with the budget.
         """
         import torch
 

@@ -179,7 +179,7 @@ class LearnerGroup(ActorGroup):
     ) -> list[StepResult]:
         """Run one data-parallel optimizer step; return each rank's result.
 
-        `time_progress`: the share of the wall-clock budget spent (see trainer.lr_schedule).
+        `time_progress`: the share of the run's budget spent (trainer.lr_schedule.run_progress).
         """
         if not trajectories:
             raise ValueError("train_step needs at least one trajectory")

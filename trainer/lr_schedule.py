@@ -20,8 +20,8 @@ def lr_multiplier(
     Warm-up: (step + 1) / warmup_steps for the first warmup_steps steps. Then "constant": 1.0;
     "cosine": min_ratio + (1 - min_ratio) * 0.5 * (1 + cos(pi * progress)), progress going from 0
     after warm-up to 1 at total_steps, or sooner when `time_progress` (the share of a wall-clock
-    budget already spent, 0 without one) is further along: the decay ends with whichever of the
-    step count and the budget ends the run first.
+    or learner-FLOPs budget already spent, `run_progress`; 0 without one) is further along: the
+    decay ends with whichever of the step count and the budget ends the run first.
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown lr schedule {schedule!r}; expected 'constant' or 'cosine'")
@@ -37,8 +37,23 @@ def lr_multiplier(
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def budget_progress(train_seconds: float, budget_s: float | None) -> float:
-    """Share of the wall-clock training budget spent (0 without a budget, capped at 1)."""
-    if not budget_s:
+def budget_progress(spent: float, budget: float | None) -> float:
+    """Share of a training budget spent (wall-clock seconds or learner FLOPs; 0 without a
+    budget, capped at 1)."""
+    if not budget:
         return 0.0
-    return min(1.0, max(0.0, train_seconds / budget_s))
+    return min(1.0, max(0.0, spent / budget))
+
+
+def run_progress(
+    train_seconds: float,
+    budget_s: float | None,
+    learner_flops: float = 0.0,
+    budget_flops: float | None = None,
+) -> float:
+    """How far a run is through its budgets: the larger of the wall-clock share and the learner
+    FLOPs share (0 without either budget). The cosine decay (`lr_multiplier`'s time_progress)
+    and the run's end follow whichever budget runs out first."""
+    return max(
+        budget_progress(train_seconds, budget_s), budget_progress(learner_flops, budget_flops)
+    )

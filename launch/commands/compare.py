@@ -28,13 +28,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--objectives",
         default="opd,opd_full_rkl,grpo,tempsamp,sft,opd+tvdf",
-        help="comma-separated arms: opd, opd_full_rkl, grpo, tempsamp, sft, and ARM+tvdf",
+        help="comma-separated arms: opd, opd_full_rkl, opd_topk_tail_rkl, grpo, tempsamp, sft, "
+        "seqkd, seqkd_sampled, ARM+tvdf, and ARM@noiseNN (trained on NN%% corrupted labels)",
     )
     parser.add_argument(
         "--budget",
         default="wallclock=300",
-        help="per run: wallclock=SECONDS (or 5m) | samples=N (prompts seen) | completions=N "
-        "(sampled rows; an arm that samples nothing: its training rows)",
+        help="per run: wallclock=SECONDS (or 5m) | flops=N (learner FLOPs, or 3.3T) | "
+        "samples=N (prompts seen) | completions=N (sampled rows; an arm that samples nothing: "
+        "its training rows)",
     )
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     parser.add_argument("--out", default="runs/compare", help="report and runs directory")

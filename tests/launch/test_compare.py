@@ -23,21 +23,102 @@ from launch.compare_report import AXES, compute_to_target, run_curve, targets
         ("wallclock=1h", Budget("wallclock", 3600.0)),
         ("samples=4000", Budget("samples", 4000.0)),
         ("completions=4800", Budget("completions", 4800.0)),
+        ("flops=3.3e12", Budget("flops", 3.3e12)),
+        ("flops=3.3T", Budget("flops", 3.3e12)),
+        ("flops=500G", Budget("flops", 5e11)),
     ],
 )
 def test_parse_budget(text: str, expected: Budget) -> None:
     assert parse_budget(text) == expected
 
 
-@pytest.mark.parametrize("text", ["300", "time=3", "samples=abc", "wallclock=-1", "samples=0"])
+@pytest.mark.parametrize(
+    "text", ["300", "time=3", "samples=abc", "wallclock=-1", "samples=0", "flops=0", "flops=3X"]
+)
 def test_parse_budget_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="budget"):
         parse_budget(text)
 
 
 def test_budget_overrides() -> None:
-    assert Budget("samples", 100).overrides(16) == ["trainer.steps=7", "trainer.budget_s=null"]
+    assert Budget("samples", 100).overrides(16) == [
+        "trainer.steps=7",
+        "trainer.budget_s=null",
+        "trainer.budget_flops=null",
+    ]
     assert "trainer.budget_s=60.0" in Budget("wallclock", 60.0).overrides(16)
+    flops = Budget("flops", 3.3e12).overrides(16)
+    assert "trainer.budget_flops=3300000000000.0" in flops and "trainer.budget_s=null" in flops
+    assert str(Budget("flops", 3.3e12)) == "flops=3.3e+12"
+    assert parse_budget(str(Budget("flops", 3.3e12))) == Budget("flops", 3.3e12)
+
+
+def test_noisy_label_arms() -> None:
+    noisy = arm_spec("sft@noise25")
+    assert noisy.label_noise == 0.25 and noisy.overrides == arm_spec("sft").overrides
+    assert "25% of the training spans corrupted" in noisy.notes
+    assert arm_spec("grpo@noise50").label_noise == 0.5
+    assert arm_spec("opd+tvdf@noise50").label_noise == 0.5  # TVDF selects by the labels
+    for label_free in ("opd@noise25", "opd_full_rkl@noise25", "seqkd@noise50"):
+        with pytest.raises(ValueError, match="would change nothing"):
+            arm_spec(label_free)
+    for bad in ("sft@noise0", "sft@noise101", "sft@nois25", "sft@25"):
+        with pytest.raises(ValueError, match="@noiseNN"):
+            arm_spec(bad)
+
+
+def test_a_noisy_arm_trains_on_a_corrupted_copy_and_evaluates_clean(tmp_path: Path) -> None:
+    from launch.compare import CompareSettings
+    from tvg.formats import read_samples
+
+    data = tmp_path / "data"
+    data.mkdir()
+    records = {
+        f"v{i:02d}": {"duration": 30.0, "spans": [[2.0 + i % 5, 12.0 + i % 7]], "queries": ["q?"]}
+        for i in range(20)
+    }
+    for split in ("train", "val"):
+        (data / f"{split}.json").write_text(json.dumps(records))
+    settings = CompareSettings(
+        objectives=("sft@noise50",),
+        out_dir=str(tmp_path / "cmp"),
+        assets_dir=None,
+        overrides=(f"data.train={data / 'train.json'}", f"data.val={data / 'val.json'}"),
+    )
+    config = arm_config(
+        settings, arm_spec("sft@noise50"), 1e-3, 0, Budget("samples", 4), tmp_path / "run"
+    )
+    noisy = Path(config.data.train)
+    assert noisy == tmp_path / "cmp" / "data" / "train_noise50.json"
+    assert config.data.val == str(data / "val.json")  # evaluation stays on the clean labels
+    assert config.data.video_root == str(data)  # video paths stay relative to the clean file
+    clean = read_samples(data / "train.json")
+    changed = [a.id for a, b in zip(clean, read_samples(noisy), strict=True) if a.spans != b.spans]
+    assert len(changed) == 10  # exactly half the records
+    sidecar = json.loads((noisy.parent / "train_noise50.noise.json").read_text())
+    assert sidecar["share_requested"] == 0.5 and sidecar["n_corrupted"] == 10
+    assert sidecar["seed"] == 0
+    # The same file on the next call (the noise is a property of the data, not of the run seed).
+    before = noisy.stat().st_mtime_ns
+    arm_config(settings, arm_spec("sft@noise50"), 1e-3, 1, Budget("samples", 4), tmp_path / "r1")
+    assert noisy.stat().st_mtime_ns == before
+
+
+def test_the_sweep_run_at_the_main_budget_is_the_first_seeds_run(tmp_path: Path) -> None:
+    from launch.compare import CompareSettings, sweep_run_for
+
+    settings = CompareSettings(budget=Budget("flops", 3e12), seeds=(0, 1))
+    (tmp_path / "sweep" / "sft" / "lr1e-03").mkdir(parents=True)
+    entry = {
+        "lr": 1e-3,
+        "sweep_stages": [{"budget": "flops=3e+12", "runs": {repr(1e-3): "sweep/sft/lr1e-03"}}],
+    }
+    assert sweep_run_for(settings, entry, 0, tmp_path) is None  # not finished
+    (tmp_path / "sweep" / "sft" / "lr1e-03" / "summary.json").write_text("{}")
+    assert sweep_run_for(settings, entry, 0, tmp_path) == "sweep/sft/lr1e-03"
+    assert sweep_run_for(settings, entry, 1, tmp_path) is None  # only the sweep's seed
+    entry["sweep_stages"][0]["budget"] = "flops=1e+12"  # a shorter sweep budget
+    assert sweep_run_for(settings, entry, 0, tmp_path) is None
 
 
 def test_arm_specs() -> None:

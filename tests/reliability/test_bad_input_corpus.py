@@ -693,13 +693,14 @@ def _(ctx: Ctx) -> None:
     "CFG-07",
     "config",
     "limits that fail inside a step: rollout.max_new_tokens=0, rollout.timeout_s=0, "
-    "trainer.budget_s=-1",
+    "trainer.budget_s=-1, trainer.budget_flops=0",
     "ConfigError naming each key (was: accepted, failing at the first rollout / stopping at once)",
 )
 def _(ctx: Ctx) -> None:
     _config_error(None, ["rollout.max_new_tokens=0"], "rollout.max_new_tokens")
     _config_error(None, ["rollout.timeout_s=0"], "rollout.timeout_s")
     _config_error(None, ["trainer.budget_s=-1"], "trainer.budget_s")
+    _config_error(None, ["trainer.budget_flops=0"], "trainer.budget_flops")
 
 
 @case(

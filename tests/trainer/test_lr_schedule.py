@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trainer.lr_schedule import budget_progress, lr_multiplier
+from trainer.lr_schedule import budget_progress, lr_multiplier, run_progress
 
 
 def test_lr_schedule_warmup_then_cosine() -> None:
@@ -40,3 +40,11 @@ def test_budget_progress() -> None:
     assert budget_progress(120.0, None) == 0.0
     assert budget_progress(120.0, 480.0) == pytest.approx(0.25)
     assert budget_progress(600.0, 480.0) == 1.0
+
+
+def test_run_progress_follows_the_budget_that_runs_out_first() -> None:
+    assert run_progress(120.0, None) == 0.0
+    assert run_progress(120.0, None, 3e12, 6e12) == pytest.approx(0.5)  # FLOPs only
+    assert run_progress(120.0, 480.0, 3e12, 6e12) == pytest.approx(0.5)  # FLOPs ahead
+    assert run_progress(360.0, 480.0, 3e12, 6e12) == pytest.approx(0.75)  # seconds ahead
+    assert run_progress(0.0, None, 9e12, 6e12) == 1.0
