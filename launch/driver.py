@@ -564,8 +564,10 @@ class Driver:
                     )
                 )
             learner_s = time.perf_counter() - t_learner
-        # Each PPO epoch passes over the whole batch once (forward and backward).
-        trained_tokens = seq_tokens * cfg.trainer.ppo_epochs if updates else 0
+        # Each PPO epoch passes over the whole batch once (forward and backward): the tokens the
+        # learner ranks report they ran, over every update (vision tokens expanded, also for
+        # rows the student did not sample: SFT's and sequence-level KD's targets).
+        trained_tokens = sum(r.num_input_tokens for update in updates for r in update)
         head_tokens = sum(t.num_completion_tokens for t in batch.trajectories)
         flops = learner_flops(
             self.num_params,
@@ -604,6 +606,7 @@ class Driver:
         record["lr"] = self.last_lr
         record["entropy"] = entropy
         record["learner_flops"] = flops
+        record["tokens_input"] = float(trained_tokens)  # what the FLOPs model counted
         record["learner_mfu"] = mfu(flops, learner_s, self.peak_flops, cfg.learner.num_ranks)
         record["samples_seen"] = self.step * cfg.trainer.prompts_per_step
         record["load_avg_1m"] = os.getloadavg()[0]  # how busy the machine was (timings' context)
@@ -792,16 +795,17 @@ class Driver:
         cfg = self.config
         desc = f"train {cfg.trainer.objective}"
         if cfg.trainer.budget_s:
-            total, unit = float(cfg.trainer.budget_s), "s of training"
+            total, amount = float(cfg.trainer.budget_s), "{n:.0f}/{total:.0f} s of training"
         elif cfg.trainer.budget_flops:
-            total, unit = float(cfg.trainer.budget_flops) / 1e12, "learner TFLOPs"
+            total = float(cfg.trainer.budget_flops) / 1e12
+            amount = "{n:.2f}/{total:.2f} learner TFLOPs"
         else:
             return tqdm(total=cfg.trainer.steps, initial=self.step, desc=desc)
         return tqdm(
             total=total,
             initial=self._bar_position(),
             desc=desc,
-            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} " + unit
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| " + amount
             + " [{elapsed}<{remaining}{postfix}]",
         )
 

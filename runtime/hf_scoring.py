@@ -185,7 +185,9 @@ def completion_log_probs(
 ) -> list[dict[str, torch.Tensor]]:
     """Per completion token: log-prob of the sampled token (and the top-k) under `model`.
 
-    Returns one dict per item: "logprobs" (T,), "entropy" (T,), with top_k > 0 "topk_ids" (T, k) and
+    Returns one dict per item: "logprobs" (T,), "entropy" (T,), "prompt_tokens" (a 0-d int64
+    tensor: the prompt's length as the model ran it, vision tokens expanded), with top_k > 0
+    "topk_ids" (T, k) and
     "topk_logprobs" (T, k), and with return_rows the full log-prob rows "rows" (T, V); tensors
     are on the model's device, in float32 (log-softmax is computed in float32 under bf16).
     Gradients flow through "logprobs", "topk_logprobs" and "rows" when called outside
@@ -235,7 +237,11 @@ def completion_log_probs(
             # Entropy of the (masked) distribution at each completion position.
             probs = log_probs.exp()
             entropy = -(probs * torch.where(probs > 0, log_probs, 0.0)).sum(-1)
-        out = {"logprobs": log_probs.gather(1, targets[:, None])[:, 0], "entropy": entropy}
+        out = {
+            "logprobs": log_probs.gather(1, targets[:, None])[:, 0],
+            "entropy": entropy,
+            "prompt_tokens": torch.tensor(int(p_len)),
+        }
         if top_k > 0:
             values, ids = log_probs.topk(top_k, dim=-1)
             out["topk_ids"], out["topk_logprobs"] = ids, values

@@ -39,6 +39,30 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("filterwarnings", line)
 
 
+def _own_memory_mib() -> tuple[float, float]:
+    """This process's resident and peak resident memory (MiB), from /proc (0 elsewhere)."""
+    values = {"VmRSS:": 0.0, "VmHWM:": 0.0}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, *rest = line.split()
+            if key in values:
+                values[key] = float(rest[0]) / 1024
+    except OSError:
+        pass
+    return values["VmRSS:"], values["VmHWM:"]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """With VOPD_TEST_MEMORY_LOG=FILE, append each test's id and the pytest process's resident
+    and peak memory after it (tab-separated MiB): which tests grow the suite's own process."""
+    path = os.environ.get("VOPD_TEST_MEMORY_LOG")
+    if path:
+        rss, peak = _own_memory_mib()
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"{item.nodeid}\t{rss:.0f}\t{peak:.0f}\n")
+
+
 @pytest.fixture(scope="session")
 def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory holding every tiny model (both families, student and teacher), built once."""

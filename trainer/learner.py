@@ -123,6 +123,9 @@ class StepResult:
     seconds: float
     metrics: dict[str, float]
     lr: float = float("nan")  # the learning rate this update used
+    # Prompt + completion tokens of this rank's rows as the forward ran them (vision tokens
+    # expanded; filler rows excluded): the learner FLOPs model's token count.
+    num_input_tokens: int = 0
 
 
 class Learner:
@@ -316,6 +319,7 @@ class Learner:
         self.engine.train()
         chunks = self._chunks(trajectories, num_chunks, filler)
         total_loss, metrics_sum = 0.0, {}
+        input_tokens = 0
         finite = True
         for index, (chunk, weight) in enumerate(chunks):
             self.engine.set_gradient_accumulation_boundary(index == len(chunks) - 1)
@@ -339,6 +343,11 @@ class Learner:
                 teacher_scores = self.teacher.score(self.processor, items)
                 for score, teacher in zip(scores, teacher_scores, strict=True):
                     score.update(teacher)
+            if weight:
+                input_tokens += sum(
+                    int(score["prompt_tokens"]) + t.num_completion_tokens
+                    for score, t in zip(scores, clean, strict=True)
+                )
             loss, metrics = step_loss(objective, clean, scores, objective_kwargs, totals)
             # Filler chunks (and a skipped step) still run the same passes, with no effect.
             loss = loss * (weight if finite else 0.0) * self.world_size
@@ -369,6 +378,7 @@ class Learner:
             seconds=time.perf_counter() - t0,
             metrics=metrics_sum,
             lr=lr,
+            num_input_tokens=input_tokens,
         )
 
     def _all_ranks_finite(self, finite: bool) -> bool:
