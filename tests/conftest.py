@@ -112,17 +112,33 @@ def vllm_engines(tiny_models_dir: Path):
 
     def get(name: str) -> LLM:
         if name not in engines:
-            engines[name] = LLM(
-                model=str(tiny_models_dir / name),
-                dtype="float32",
-                max_model_len=2048,
-                seed=0,
-                enforce_eager=True,
-                limit_mm_per_prompt={"video": 1, "image": 0},
-                # Sampled-token log-probs after temperature and the ban of vision placeholders:
-                # the distribution the tokens were actually drawn from.
-                logprobs_mode="processed_logprobs",
-            )
+            # vLLM's CPU platform lets VLLM_CPU_KVCACHE_SPACE (whole GiB) override
+            # kv_cache_memory_bytes: leave it out while this engine is built.
+            legacy = os.environ.pop("VLLM_CPU_KVCACHE_SPACE", None)
+            try:
+                engines[name] = _build_llm(LLM, tiny_models_dir / name)
+            finally:
+                if legacy is not None:
+                    os.environ["VLLM_CPU_KVCACHE_SPACE"] = legacy
         return engines[name]
 
     return get
+
+
+def _build_llm(llm_class, model_dir: Path):
+    """One in-process float32 engine for the tiny model in `model_dir`."""
+    return llm_class(
+        model=str(model_dir),
+        dtype="float32",
+        max_model_len=2048,
+        seed=0,
+        enforce_eager=True,
+        limit_mm_per_prompt={"video": 1, "image": 0},
+        # Sampled-token log-probs after temperature and the ban of vision placeholders: the
+        # distribution the tokens were actually drawn from.
+        logprobs_mode="processed_logprobs",
+        # The engines live until the session ends (tearing one down breaks vLLM's process-global
+        # state): 256 MiB of KV cache each (~250k tokens of a tiny model) instead of the 1 GiB
+        # the suite's own process otherwise held once per engine.
+        kv_cache_memory_bytes=256 * 1024 * 1024,
+    )
