@@ -577,6 +577,12 @@ class Driver:
             trained_head_tokens=head_tokens * cfg.trainer.ppo_epochs if updates else 0,
             extra_head_tokens=head_tokens if learner_lp else 0,
         )
+        # A FLOPs budget is known as soon as the update ran: the step that crosses it is the last,
+        # evaluated and checkpointed one, also when the loop's prediction (the previous step's
+        # cost) said otherwise.
+        budget_flops = cfg.trainer.budget_flops
+        if budget_flops and self.learner_flops_total + flops >= budget_flops:
+            final = True
         self.step += 1
         if self._ahead is not None:  # the engines must finish the next batch before the sync
             with self.timer.phase("rollout"):  # only the part the update did not hide

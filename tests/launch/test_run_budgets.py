@@ -65,3 +65,21 @@ def test_the_budget_that_runs_out_first_ends_the_run(tmp_path: Path) -> None:
     driver = _BookingDriver(tmp_path, flops=1e12, seconds=1.0, budget_s=10, budget_flops=1e15)
     assert driver._train()["steps"] == 10 and driver.finals[-1]
     assert driver.progress[-1] == pytest.approx(0.9)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_the_step_that_crosses_a_flops_budget_is_evaluated_and_checkpointed(
+    tmp_path: Path, loop_data: Path, tiny_models_dir: Path, ray_session
+) -> None:
+    """On the real stack: a budget the first step already spends ends the run there, with that
+    step evaluated and checkpointed although the loop could not predict it."""
+    from loop_runs import loop_config, run_loop
+
+    config = loop_config(
+        "sft", tmp_path / "run", loop_data, tiny_models_dir, steps=4,
+        **{"trainer.budget_flops": "1", "eval.every_steps": "10", "checkpoint.every_steps": "10"},
+    )
+    records = run_loop(config)
+    assert [r["step"] for r in records] == [1]
+    assert "val" in records[0] and records[0]["checkpoint"]
