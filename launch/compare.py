@@ -186,10 +186,12 @@ def split_noise(name: str) -> tuple[str, float | None]:
 def arm_reads_labels(arm: ArmSpec) -> bool:
     """Whether an arm's training reads the training spans: its objective needs labels (rewards
     or targets), or its TVDF curriculum selects samples by them."""
+    from launch.config import TrainerConfig
     from trainer.objectives.registry import get_objective_spec
 
     objective = next(
-        (o.partition("=")[2] for o in arm.overrides if o.startswith("trainer.objective=")), "opd"
+        (o.partition("=")[2] for o in arm.overrides if o.startswith("trainer.objective=")),
+        TrainerConfig.objective,  # an arm that names none runs the config's default
     )
     return get_objective_spec(objective).needs_labels or "curriculum.kind=tvdf" in arm.overrides
 

@@ -580,8 +580,7 @@ class Driver:
         # A FLOPs budget is known as soon as the update ran: the step that crosses it is the last,
         # evaluated and checkpointed one, also when the loop's prediction (the previous step's
         # cost) said otherwise.
-        budget_flops = cfg.trainer.budget_flops
-        if budget_flops and self.learner_flops_total + flops >= budget_flops:
+        if budget_progress(self.learner_flops_total + flops, cfg.trainer.budget_flops) >= 1.0:
             final = True
         self.step += 1
         if self._ahead is not None:  # the engines must finish the next batch before the sync
