@@ -18,8 +18,15 @@ teacher and learner seconds per step, the learner ranks' peak RSS (/proc VmHWM, 
 shutdown), the val mIoU curve, final and best. Results accumulate in
 benchmarks/results/teacher_signals.json keyed by arm and seed.
 
-Usage (after `vopd prepare-demo` and padding its models, see BENCHMARKS.md):
-  .venv/bin/python benchmarks/teacher_signals.py --seed 0 [--arms a,b] [--steps 200]
+With `--budget-s S` every learning arm trains for S seconds of wall-clock instead (evaluation and
+checkpoints excluded; the step that crosses S is the last, evaluated one), keyed `ARM/sSEED/
+wallclockSs`; run one arm at a time on an otherwise idle machine. `--report "S s"` prints the
+Markdown table of the runs at that budget ("200 steps" for the step-budgeted ones) with each arm's
+mean final val mIoU over its seeds and its difference to `exact_colocated`.
+
+Usage (`bash benchmarks/teacher_signals.sh` prepares the padded models and runs the seeds):
+  .venv/bin/python benchmarks/teacher_signals.py --seed 0 [--arms a,b] [--steps N | --budget-s S]
+  .venv/bin/python benchmarks/teacher_signals.py --report "150 s"
 """
 
 from __future__ import annotations
@@ -57,8 +64,15 @@ COST_ONLY = ("exact_shipped",)
 LEARNER_ACTORS = ("LearnerRank", "HybridRank")
 
 
-def arm_overrides(arm: str, seed: int, steps: int, out: Path, lr: float) -> list[str]:
-    """The run config's overrides for one arm (see the module docstring)."""
+def arm_overrides(
+    arm: str, seed: int, steps: int, out: Path, lr: float, budget_s: float | None = None
+) -> list[str]:
+    """The run config's overrides for one arm (see the module docstring); `budget_s`: train for
+    that many seconds of wall-clock instead of `steps` steps."""
+    budget = [f"trainer.budget_s={budget_s}", "trainer.steps=100000"] if budget_s else [
+        "trainer.budget_s=null", f"trainer.steps={steps}"
+    ]
+    every = 50 if budget_s else min(50, steps)
     return [
         f"out_dir={out}",
         f"model.student={MODELS}/student_competent",
@@ -66,13 +80,12 @@ def arm_overrides(arm: str, seed: int, steps: int, out: Path, lr: float) -> list
         f"data.train={DATA}/train.json",
         f"data.val={DATA}/val.json",
         f"data.video_root={DATA}/videos",
-        "trainer.budget_s=null",
-        f"trainer.steps={steps}",
+        *budget,
         f"trainer.seed={seed}",
         "trainer.mismatch_every=0",
         f"learner.lr={lr}",
-        f"eval.every_steps={min(50, steps)}",
-        f"checkpoint.every_steps={steps}",
+        f"eval.every_steps={every}",
+        f"checkpoint.every_steps={100000 if budget_s else steps}",
         *ARMS[arm],
     ]
 
@@ -113,19 +126,21 @@ def summarise(records: list[dict[str, Any]], peaks: list[dict[str, Any]]) -> dic
     }
 
 
-def run_arm(arm: str, seed: int, steps: int, lr: float, work: Path) -> dict[str, Any]:
+def run_arm(
+    arm: str, seed: int, steps: int, lr: float, work: Path, budget_s: float | None = None
+) -> dict[str, Any]:
     """Train one arm (a fresh run folder under `work`) and summarise it."""
     from model_ladder import process_peaks
 
     from launch.config import load_config
     from launch.driver import Driver
 
-    out = work / f"{arm}_s{seed}"
+    out = work / (f"{arm}_s{seed}" + (f"_wallclock{budget_s:g}s" if budget_s else ""))
     if out.exists():
         shutil.rmtree(out)
     config = load_config(
         str(ROOT / "launch" / "configs" / "demo_opd.yaml"),
-        arm_overrides(arm, seed, steps, out, lr),
+        arm_overrides(arm, seed, steps, out, lr, budget_s),
     )
     driver = Driver(config)
     try:
@@ -146,6 +161,61 @@ def save(results: dict[str, Any]) -> None:
     os.replace(tmp, RESULTS)
 
 
+def budget_label(budget_s: float | None, steps: int) -> str:
+    """How a run's budget reads in the results and the report: "150 s" or "200 steps"."""
+    return f"{budget_s:g} s" if budget_s else f"{steps} steps"
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def report(results: dict[str, Any], budget: str) -> str:
+    """The Markdown table of the runs at `budget` (per arm: medians of the per-step costs over its
+    seeds, final val mIoU per seed, their mean and its difference to `exact_colocated`)."""
+    by_arm: dict[str, list[dict[str, Any]]] = {}
+    for run in results.get("runs", {}).values():
+        if run.get("budget") == budget or run["arm"] in COST_ONLY:  # cost-only: any budget
+            by_arm.setdefault(run["arm"], []).append(run)
+    means: dict[str, float] = {}
+    for arm, runs in by_arm.items():
+        finals = [r["final_val_miou"] for r in runs if r.get("final_val_miou") is not None]
+        if finals and arm not in COST_ONLY:
+            means[arm] = statistics.mean(finals)
+    exact = means.get("exact_colocated")
+    lines = [
+        "| arm | B / position | teacher s | learner s | step s | learner peak RSS MB | steps "
+        "| final val mIoU per seed | mean | vs exact_colocated |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for arm in ARMS:
+        runs = sorted(by_arm.get(arm, []), key=lambda r: r["seed"])
+        if not runs:
+            continue
+
+        def med(key: str, runs: list[dict[str, Any]] = runs) -> float | None:
+            values = [float(r[key]) for r in runs if r.get(key) is not None]
+            return statistics.median(values) if values else None
+
+        if arm in COST_ONLY:
+            finals, mean, delta = "cost only", "-", "-"
+        else:
+            finals = " / ".join(_fmt(r.get("final_val_miou")) for r in runs)
+            mean = _fmt(means.get(arm))
+            delta = (
+                f"{means[arm] - exact:+.1f}" if exact is not None and arm in means else "-"
+            )
+        lines.append(
+            f"| `{arm}` | {_fmt(med('teacher_bytes_per_position'), 0)} "
+            f"| {_fmt(med('teacher_s'), 2)} | {_fmt(med('learner_s'), 2)} "
+            f"| {_fmt(med('step_s'), 2)} | {_fmt(med('learner_peak_rss_mb'), 0)} "
+            f"| {' / '.join(str(r['steps']) for r in runs)} | {finals} | {mean} | {delta} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the requested arms one after another and record each as it finishes."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -155,18 +225,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cost-steps", type=int, default=10, help="steps of the cost-only arms")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--work", default="artifacts/teacher_signals")
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="seconds of training wall-clock per learning arm (instead of --steps)",
+    )
+    parser.add_argument(
+        "--report", metavar="BUDGET", help='print the table of the runs at BUDGET ("150 s") only'
+    )
     args = parser.parse_args(argv)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": {}}
+    if args.report:
+        print(report(results, args.report))
+        return 0
+    if args.budget_s is not None and args.budget_s <= 0:
+        parser.error(f"--budget-s must be > 0, got {args.budget_s}")
     for arm in args.arms.split(","):
         if arm not in ARMS:
             parser.error(f"unknown arm {arm!r}; known: {', '.join(ARMS)}")
     for arm in args.arms.split(","):
         steps = args.cost_steps if arm in COST_ONLY else args.steps
-        print(f"=== {arm} seed {args.seed}: {steps} steps", flush=True)
-        summary = run_arm(arm, args.seed, steps, args.lr, Path(args.work))
+        budget_s = None if arm in COST_ONLY else args.budget_s
+        budget = budget_label(budget_s, steps)
+        print(f"=== {arm} seed {args.seed}: {budget}", flush=True)
+        summary = run_arm(arm, args.seed, steps, args.lr, Path(args.work), budget_s)
         summary.update({"arm": arm, "seed": args.seed, "lr": args.lr, "vocab": VOCAB})
-        summary["overrides"] = list(ARMS[arm])
-        results["runs"][f"{arm}/s{args.seed}"] = summary
+        summary.update({"budget": budget, "overrides": list(ARMS[arm])})
+        key = f"{arm}/s{args.seed}" + (f"/wallclock{budget_s:g}s" if budget_s else "")
+        results["runs"][key] = summary
         results["command"] = " ".join(["benchmarks/teacher_signals.py", *(argv or sys.argv[1:])])
         save(results)
         print(json.dumps({k: v for k, v in summary.items() if k != "val_curve"}), flush=True)

@@ -577,10 +577,22 @@ class Driver:
             trained_head_tokens=head_tokens * cfg.trainer.ppo_epochs if updates else 0,
             extra_head_tokens=head_tokens if learner_lp else 0,
         )
-        # A FLOPs budget is known as soon as the update ran: the step that crosses it is the last,
-        # evaluated and checkpointed one, also when the loop's prediction (the previous step's
-        # cost) said otherwise.
-        if budget_progress(self.learner_flops_total + flops, cfg.trainer.budget_flops) >= 1.0:
+        # Both budgets are known as soon as the update ran: the step that crosses one is the
+        # last, evaluated and checkpointed one, also when the loop's prediction (the previous
+        # step's cost) said otherwise. Training seconds so far: this step's span without its
+        # non-training phases (curriculum refreshes), as `training_seconds` counts them.
+        so_far = training_seconds(
+            {"time": {**self.timer.seconds, "step": time.perf_counter() - t0}}
+        )
+        if (
+            run_progress(
+                self.train_seconds + so_far,
+                cfg.trainer.budget_s,
+                self.learner_flops_total + flops,
+                cfg.trainer.budget_flops,
+            )
+            >= 1.0
+        ):
             final = True
         self.step += 1
         if self._ahead is not None:  # the engines must finish the next batch before the sync

@@ -1,5 +1,6 @@
-"""The training loop's budgets (`Driver._train`): a learner-FLOPs budget ends the run with the step
-that spends it, that step is the evaluated final one, and the cosine decay follows the budget.
+"""The training loop's budgets (`Driver._train`): a learner-FLOPs or wall-clock budget ends the run
+with the step that spends it, that step is the evaluated final one, and the cosine decay follows
+the budget.
 The loop runs for real; only the step itself is replaced by one that books fixed costs."""
 
 from __future__ import annotations
@@ -69,16 +70,18 @@ def test_the_budget_that_runs_out_first_ends_the_run(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_the_step_that_crosses_a_flops_budget_is_evaluated_and_checkpointed(
-    tmp_path: Path, loop_data: Path, tiny_models_dir: Path, ray_session
+@pytest.mark.parametrize("budget", ["trainer.budget_flops=1", "trainer.budget_s=0.001"])
+def test_the_step_that_crosses_a_budget_is_evaluated_and_checkpointed(
+    budget: str, tmp_path: Path, loop_data: Path, tiny_models_dir: Path, ray_session
 ) -> None:
-    """On the real stack: a budget the first step already spends ends the run there, with that
-    step evaluated and checkpointed although the loop could not predict it."""
+    """On the real stack: a FLOPs or wall-clock budget the first step already spends ends the run
+    there, with that step evaluated and checkpointed although the loop could not predict it."""
     from loop_runs import loop_config, run_loop
 
+    key, value = budget.split("=")
     config = loop_config(
         "sft", tmp_path / "run", loop_data, tiny_models_dir, steps=4,
-        **{"trainer.budget_flops": "1", "eval.every_steps": "10", "checkpoint.every_steps": "10"},
+        **{key: value, "eval.every_steps": "10", "checkpoint.every_steps": "10"},
     )
     records = run_loop(config)
     assert [r["step"] for r in records] == [1]
