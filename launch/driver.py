@@ -577,23 +577,6 @@ class Driver:
             trained_head_tokens=head_tokens * cfg.trainer.ppo_epochs if updates else 0,
             extra_head_tokens=head_tokens if learner_lp else 0,
         )
-        # Both budgets are known as soon as the update ran: the step that crosses one is the
-        # last, evaluated and checkpointed one, also when the loop's prediction (the previous
-        # step's cost) said otherwise. Training seconds so far: this step's span without its
-        # non-training phases (curriculum refreshes), as `training_seconds` counts them.
-        so_far = training_seconds(
-            {"time": {**self.timer.seconds, "step": time.perf_counter() - t0}}
-        )
-        if (
-            run_progress(
-                self.train_seconds + so_far,
-                cfg.trainer.budget_s,
-                self.learner_flops_total + flops,
-                cfg.trainer.budget_flops,
-            )
-            >= 1.0
-        ):
-            final = True
         self.step += 1
         if self._ahead is not None:  # the engines must finish the next batch before the sync
             with self.timer.phase("rollout"):  # only the part the update did not hide
@@ -605,6 +588,27 @@ class Driver:
         if synced:
             with self.timer.phase("sync"):
                 self._sync_weights(version=self.step)
+        # Both budgets are known once the update and the sync ran: the step that crosses one is
+        # the last, evaluated and checkpointed one, also when the loop's prediction (the
+        # previous step's cost) said otherwise. Training seconds so far: this step's span
+        # without its non-training phases (curriculum refreshes), as `training_seconds` counts.
+        so_far = training_seconds(
+            {"time": {**self.timer.seconds, "step": time.perf_counter() - t0}}
+        )
+        if not final and (
+            run_progress(
+                self.train_seconds + so_far,
+                cfg.trainer.budget_s,
+                self.learner_flops_total + flops,
+                cfg.trainer.budget_flops,
+            )
+            >= 1.0
+        ):
+            final = evaluating = True
+            if not synced:  # a supervised step: the engines need the weights to evaluate
+                synced = True
+                with self.timer.phase("sync"):
+                    self._sync_weights(version=self.step)
         record: dict[str, Any] = {"step": self.step, "objective": objective}
         if synced:  # the weight bytes the learner pushed into the engines, summed over engines
             record["sync_bytes"] = self.last_sync_bytes
