@@ -96,7 +96,12 @@ RUNGS: dict[str, Rung] = {
     # Teacher: the same shape with another seed. fp32 on CPU: the student's ~656 M parameters
     # are 2.6 GB, its ZeRO-3 training state (weights, grads, Adam m and v) ~10.5 GB over 2 ranks,
     # the rollout engine 2.6 GB + KV; a 1.5 B teacher (~6 GB more) would not fit beside them in
-    # 24 GB. 16 frames at 576 x 576 px: 18 x 18 x 8 = 2,592 vision tokens.
+    # 24 GB. 16 frames at 576 x 576 px: 18 x 18 x 8 = 2,592 vision tokens. One learner rank
+    # without ZeRO partitioning (weights, grads, Adam m and v: 16 B per parameter, ~10.5 GB):
+    # measured here, two ZeRO-3 ranks reached 7.7 GB each in the first update and one ZeRO-3
+    # rank 15.7 GB (its flat fp32 partitions copy the module's weights); with the rollout
+    # engine (5.3-5.7 GB) both crossed Ray's 95% memory threshold and were killed. The one rank
+    # runs 2 threads, so the learner uses both cores as the other rungs' 2 x 1 do.
     "ladder_0_5b": Rung(
         "ladder_0_5b",
         "ladder_0_5b",
@@ -105,7 +110,9 @@ RUNGS: dict[str, Rung] = {
         max_model_len=4096,
         prompts_per_step=2,
         overrides=(
-            "learner.zero_stage=3",
+            "learner.num_ranks=1",
+            "learner.threads=2",
+            "learner.zero_stage=0",
             "learner.micro_batch_size=1",
             "learner.gradient_checkpointing=true",
         ),
@@ -140,7 +147,8 @@ def rung_config(
     rung: Rung, student: Path, teacher: Path, data: Path, out: Path, *extra: str
 ) -> Any:
     """The demo's OPD run on the rung's models and prompts: 1 rollout engine, 1 teacher worker,
-    2 learner ranks; evaluation and checkpoints never due (`run_steps` never ends the run)."""
+    the demo's 2 learner ranks unless the rung's overrides say otherwise; evaluation and
+    checkpoints never due (`run_steps` never ends the run)."""
     from launch.config import load_config
 
     overrides = {
@@ -327,6 +335,7 @@ def run_rung(name: str, steps: int, *settings: str) -> dict[str, Any]:
         params_student=parameter_counts(student),
         params_teacher=parameter_counts(teacher),
         run_dir=str(out.relative_to(ROOT)),
+        settings=asdict(rung),
     )
 
 
