@@ -20,7 +20,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -32,6 +31,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+from benchmarks.soak import write_json  # noqa: E402 (after the path set-up)
+
 RESULTS = ROOT / "benchmarks" / "results" / "exact_kl_cost.json"
 KINDS = ("logsoftmax_only", "topk", "exact")
 
@@ -113,10 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_json(path, payload)
     print(f"wrote {path}")
     return 0
 

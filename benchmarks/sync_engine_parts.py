@@ -15,8 +15,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import sys
 import time
@@ -27,6 +25,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+from benchmarks.soak import write_json  # noqa: E402 (after the path set-up)
+
 RESULTS = ROOT / "benchmarks" / "results" / "sync_engine_parts.json"
 
 
@@ -92,10 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     for part, ms in result["median_ms"].items():
         print(f"{part:20s} {ms:8.2f} ms")
     path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_json(path, result)
     print(f"wrote {path}")
     return 0
 

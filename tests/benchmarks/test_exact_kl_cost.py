@@ -21,7 +21,7 @@ def test_writes_seconds_per_kind_and_the_exact_terms_cost(tmp_path: Path) -> Non
         assert set(row["seconds"]) == set(KINDS)
         assert all(s > 0 for s in row["seconds"].values())
         assert isinstance(row["exact_minus_topk_ms_per_position"], float)
-    assert not out.with_suffix(".json.tmp").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["cost.json"]  # no temporary file left
 
 
 @pytest.mark.parametrize("bad", [["--vocab", "1"], ["--rows", "0"], ["--vocab", ","]])
