@@ -31,25 +31,25 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-from benchmarks.soak import write_json  # noqa: E402 (after the path set-up)
+from benchmarks.results_io import write_results  # noqa: E402 (after the path set-up)
 
 RESULTS = ROOT / "benchmarks" / "results" / "exact_kl_cost.json"
 KINDS = ("logsoftmax_only", "topk", "exact")
 
 
-def time_kind(kind: str, rows: int, tokens: int, vocab: int, k: int, repeats: int) -> float:
-    """Median seconds of one forward + backward of `kind` over rows x tokens positions."""
+def time_kind(kind: str, teacher: Any, k: int, repeats: int) -> float:
+    """Median seconds of one forward + backward of `kind` against `teacher`, (rows, tokens, V)
+    log-probs, over its rows x tokens positions."""
     import torch
 
     from trainer.objectives.opd import opd_full_rkl_loss, opd_topk_tail_rkl_loss
 
-    generator = torch.Generator().manual_seed(0)
-    mask = torch.ones(rows, tokens)
-    teacher = torch.log_softmax(torch.randn(rows, tokens, vocab, generator=generator) * 3, -1)
-    teacher_top, teacher_ids = teacher.topk(min(k, vocab), -1)
+    generator = torch.Generator().manual_seed(1)
+    mask = torch.ones(teacher.shape[:2])
+    teacher_top, teacher_ids = teacher.topk(min(k, teacher.shape[-1]), -1)
 
     def once() -> float:
-        logits = torch.randn(rows, tokens, vocab, generator=generator).requires_grad_(True)
+        logits = torch.randn(teacher.shape, generator=generator).requires_grad_(True)
         start = time.perf_counter()
         student = torch.log_softmax(logits, -1)
         if kind == "exact":
@@ -73,7 +73,9 @@ def measure(vocabs: list[int], rows: int, tokens: int, k: int, repeats: int) -> 
     positions = rows * tokens
     out: dict[str, Any] = {}
     for vocab in vocabs:
-        seconds = {kind: time_kind(kind, rows, tokens, vocab, k, repeats) for kind in KINDS}
+        generator = torch.Generator().manual_seed(0)
+        teacher = torch.log_softmax(torch.randn(rows, tokens, vocab, generator=generator) * 3, -1)
+        seconds = {kind: time_kind(kind, teacher, k, repeats) for kind in KINDS}
         out[str(vocab)] = {
             "seconds": {kind: round(s, 5) for kind, s in seconds.items()},
             "exact_minus_topk_ms_per_position": round(
@@ -104,18 +106,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['exact_minus_topk_ms_per_position']:.3f} ms per position"
         )
     payload = {
-        "command": " ".join(
-            [".venv/bin/python benchmarks/exact_kl_cost.py", *(argv or sys.argv[1:])]
-        ),
-        "date": time.strftime("%Y-%m-%d"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "threads": 1},
         "positions": args.rows * args.tokens,
         "k": args.k,
         "results": results,
     }
-    path = Path(args.out)
-    write_json(path, payload)
-    print(f"wrote {path}")
+    write_results(Path(args.out), payload, "benchmarks/exact_kl_cost.py", argv)
     return 0
 
 

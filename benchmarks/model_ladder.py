@@ -94,14 +94,14 @@ RUNGS: dict[str, Rung] = {
         why="teacher = the next rung up (ladder_0_5b)",
     ),
     # Teacher: the same shape with another seed. fp32 on CPU: the student's ~656 M parameters
-    # are 2.6 GB, its ZeRO-3 training state (weights, grads, Adam m and v) ~10.5 GB over 2 ranks,
-    # the rollout engine 2.6 GB + KV; a 1.5 B teacher (~6 GB more) would not fit beside them in
-    # 24 GB. 16 frames at 576 x 576 px: 18 x 18 x 8 = 2,592 vision tokens. One learner rank
-    # without ZeRO partitioning (weights, grads, Adam m and v: 16 B per parameter, ~10.5 GB):
-    # measured here, two ZeRO-3 ranks reached 7.7 GB each in the first update and one ZeRO-3
-    # rank 15.7 GB (its flat fp32 partitions copy the module's weights); with the rollout
-    # engine (5.3-5.7 GB) both crossed Ray's 95% memory threshold and were killed. The one rank
-    # runs 2 threads, so the learner uses both cores as the other rungs' 2 x 1 do.
+    # are 2.6 GB, its training state (weights, grads, Adam m and v: 16 B per parameter)
+    # ~10.5 GB, the rollout engine 2.6 GB + KV; a 1.5 B teacher (~6 GB more) would not fit
+    # beside them in 24 GB. 16 frames at 576 x 576 px: 18 x 18 x 8 = 2,592 vision tokens.
+    # One learner rank without ZeRO partitioning holds that state once: measured here, two
+    # ZeRO-3 ranks reached 7.7 GB each in the first update and one ZeRO-3 rank 15.7 GB (its flat
+    # fp32 partitions copy the module's weights); with the rollout engine (5.3-5.7 GB) both
+    # crossed Ray's 95% memory threshold and were killed. The one rank runs 2 threads, so the
+    # learner uses both cores as the other rungs' 2 x 1 do.
     "ladder_0_5b": Rung(
         "ladder_0_5b",
         "ladder_0_5b",

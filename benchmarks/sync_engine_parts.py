@@ -25,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-from benchmarks.soak import write_json  # noqa: E402 (after the path set-up)
+from benchmarks.results_io import write_results  # noqa: E402 (after the path set-up)
 
 RESULTS = ROOT / "benchmarks" / "results" / "sync_engine_parts.json"
 
@@ -85,15 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 2:
         parser.error("--repeats must be >= 2 (the first is a warm-up)")
     result = measure(args.model, args.repeats)
-    result["command"] = " ".join(
-        [".venv/bin/python benchmarks/sync_engine_parts.py", *(argv or sys.argv[1:])]
-    )
-    result["date"] = time.strftime("%Y-%m-%d")
     for part, ms in result["median_ms"].items():
         print(f"{part:20s} {ms:8.2f} ms")
-    path = Path(args.out)
-    write_json(path, result)
-    print(f"wrote {path}")
+    write_results(Path(args.out), result, "benchmarks/sync_engine_parts.py", argv)
     return 0
 
 
