@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from curriculum.config import CurriculumConfig
-from rollout.engine_config import RolloutConfig
+from rollout.engine_config import CPU_LINEAR_KINDS, RolloutConfig
 from teacher_server.config import TeacherSettings
 from trainer.config import LearnerConfig
 from trainer.lr_schedule import SCHEDULES
@@ -330,6 +330,10 @@ def validate_config(config: RunConfig) -> None:
         (
             config.rollout.weight_transport in ("object_store", "collective"),
             "rollout.weight_transport must be 'object_store' or 'collective'",
+        ),
+        (
+            config.rollout.cpu_linear in CPU_LINEAR_KINDS,
+            f"rollout.cpu_linear must be one of {CPU_LINEAR_KINDS}",
         ),
         (config.teacher.backend in ("vllm", "hf", "remote"), "teacher.backend: vllm|hf|remote"),
         (config.learner.num_ranks >= 1, "learner.num_ranks must be >= 1"),

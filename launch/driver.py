@@ -179,6 +179,7 @@ class Driver:
         self.best_value = float("-inf")
         self.last_sync_checksum = ""
         self.last_sync_bytes = 0.0
+        self.last_sync_engine_s = 0.0
         # trainer.off_policy_steps=1: the next step's prompts and its batch, sampling (or
         # sampled) while this step trains; None when strictly on-policy or not sampled ahead.
         self._ahead: _Ahead | None = None
@@ -439,6 +440,7 @@ class Driver:
         verify = self.config.rollout.verify_sync
         expected, results = self.rollout.sync_from(self.learners, version=version, checksum=verify)
         self.last_sync_bytes = float(sum(r.num_bytes for r in results))
+        self.last_sync_engine_s = max((r.seconds for r in results), default=0.0)
         if verify:
             found = self.rollout.checksums()
             if any(c != expected for c in found):
@@ -456,6 +458,7 @@ class Driver:
         )
         self.rollout.version = version
         self.last_sync_bytes = float(sum(r.num_bytes for r in results))
+        self.last_sync_engine_s = max((r.seconds for r in results), default=0.0)
         if self.config.rollout.verify_sync:
             versions = [r.version for r in results]
             checksums = [r.checksum for r in results]
@@ -612,6 +615,9 @@ class Driver:
         record: dict[str, Any] = {"step": self.step, "objective": objective}
         if synced:  # the weight bytes the learner pushed into the engines, summed over engines
             record["sync_bytes"] = self.last_sync_bytes
+            # The slowest engine's own update (first bucket to last); the rest of `time.sync`
+            # is the learner side, the transport and the driver's round trips.
+            record["sync_engine_s"] = self.last_sync_engine_s
         record["sample_ids"] = [p.sample_id for p in prompts]  # what this step trained on
         record.update(batch_metrics(batch, learner_lp))
         record.update(filtering)

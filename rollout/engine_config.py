@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 ENGINE_KINDS: tuple[str, ...] = ("vllm", "hf")
+# How vLLM's CPU build runs linear layers and takes weight updates (`rollout.vllm_cpu_linear`).
+CPU_LINEAR_KINDS: tuple[str, ...] = ("onednn", "torch", "vllm")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,10 @@ class EngineConfig:
     track_checksum: keep a digest of every weight tensor handed to the engine, so `checksum()`
         can prove which weights it holds (costs one hash pass over each pushed tensor).
     max_num_seqs / max_num_batched_tokens: vLLM scheduler limits (None: vLLM's defaults).
+    cpu_linear: how vLLM's CPU build runs linear layers (`rollout.vllm_cpu_linear`): "onednn"
+        packed kernels with the plain weights kept, so an update is a copy into them and a
+        repack; "torch" plain weights and torch's linear (not batch-invariant); "vllm" vLLM's own
+        kernels and layer-wise reload. Ignored on GPUs and by "hf".
     """
 
     model: str
@@ -46,11 +52,16 @@ class EngineConfig:
     track_checksum: bool = True
     max_num_seqs: int | None = None
     max_num_batched_tokens: int | None = None
+    cpu_linear: str = "onednn"
 
     def __post_init__(self) -> None:
         """Reject settings that cannot build an engine."""
         if self.engine not in ENGINE_KINDS:
             raise ValueError(f"engine must be one of {ENGINE_KINDS}, got {self.engine!r}")
+        if self.cpu_linear not in CPU_LINEAR_KINDS:
+            raise ValueError(
+                f"cpu_linear must be one of {CPU_LINEAR_KINDS}, got {self.cpu_linear!r}"
+            )
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         if self.max_model_len < 16:
@@ -144,6 +155,12 @@ class RolloutConfig:
     # the driver or the object store); rollout.num_workers must equal learner.num_ranks. False:
     # the rollout engines are actors of their own (clusters: pools on their own devices).
     colocate: bool = False
+    # How vLLM's CPU build runs the engines' linear layers and takes each weight sync
+    # (rollout.vllm_cpu_linear): "onednn" packed oneDNN kernels beside the plain weights, a sync
+    # copies into the weights and repacks the layers it touched; "torch" plain weights and
+    # torch's linear (a sync is a copy; not batch-invariant, so not bitwise repeatable); "vllm"
+    # vLLM's own kernels and its layer-wise reload. Ignored on GPUs and by the "hf" engine.
+    cpu_linear: str = "onednn"
 
     @property
     def bucket_bytes(self) -> int:
@@ -159,6 +176,7 @@ class RolloutConfig:
             max_model_len=self.max_model_len,
             dtype=dtype,
             threads=threads,
+            cpu_linear=self.cpu_linear,
         )
 
     def group_config(

@@ -18,12 +18,18 @@ Sampling
 - Prompts are enqueued one by one, so an over-long prompt (or any prompt vLLM rejects) becomes a
   `SkippedPrompt` with vLLM's reason and the rest of the batch is sampled.
 
-Weight updates (see `rollout.weight_sync`): bucket 0 opens an in-place reload of the live model
-(vLLM's layerwise reload: each layer is reprocessed, e.g. repacked for the CPU kernels, as soon as
-all its tensors arrived), every bucket is loaded with the model's own `load_weights` (HF names),
-the last bucket finalises it (layers that received nothing keep their weights), then the prefix
-cache and the encoder cache are reset before any new request (a stale encoder cache would feed
-old vision embeddings; a request arriving first kills the engine with "Encoder cache miss").
+Weight updates (see `rollout.weight_sync`), in one of two ways (`EngineConfig.cpu_linear`,
+`rollout.vllm_cpu_linear`):
+- copies (CPU, cpu_linear "onednn", the default, or "torch"): the linear layers keep their
+  weight tensors, so every bucket is loaded with the model's own `load_weights` (HF names) straight
+  into the live tensors, and the oneDNN handles of the layers it reached are repacked;
+- layer-wise reload (cpu_linear "vllm", and GPUs): bucket 0 opens vLLM's in-place reload of the
+  live model (each layer is reprocessed, e.g. repacked for the CPU kernels, as soon as all its
+  tensors arrived), every bucket is loaded with `load_weights`, the last bucket finalises it
+  (layers that received nothing keep their weights).
+Either way the last bucket then resets the prefix cache and the encoder cache before any new
+request (a stale encoder cache would feed old vision embeddings; a request arriving first kills
+the engine with "Encoder cache miss").
 """
 
 from __future__ import annotations
@@ -46,6 +52,12 @@ from rollout.engine_common import (
     reseed_torch,
 )
 from rollout.engine_config import EngineConfig, SamplingConfig
+from rollout.vllm_cpu_linear import (
+    cpu_linear_kernels,
+    drop_derived_caches,
+    in_place_blockers,
+    repack_loaded,
+)
 from rollout.weight_sync import (
     WeightBucket,
     WeightTracker,
@@ -56,11 +68,34 @@ from runtime.vllm_env import apply_vllm_cpu_defaults
 from tvg.frame_cache import FrameCache
 
 # vLLM logs "Failed to load weights" for every layer that an update leaves untouched (frozen
-# modules, rotary embeddings); during our finalisation that is expected, not a failure.
+# modules, rotary embeddings); during our finalisation that is expected, not a failure. A filter
+# installed once (not a level changed around every finalisation: `Logger.setLevel` clears every
+# logger's cache, ~2 ms per sync) drops exactly that message while a finalisation runs.
 _RELOAD_LOGGERS = (
     "vllm.model_executor.model_loader.reload.layerwise",
     "vllm.model_executor.model_loader.reload.inplace",
 )
+
+
+class _ReloadNoiseFilter(logging.Filter):
+    """Drop vLLM's "Failed to load weights" records while `active` (our finalisation runs)."""
+
+    active = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record except the expected warning during a finalisation."""
+        return not (self.active and "Failed to load weights" in str(record.msg))
+
+
+_RELOAD_FILTER = _ReloadNoiseFilter()
+
+
+def _install_reload_filter() -> None:
+    """Attach the reload-noise filter to vLLM's reload loggers (once per process)."""
+    for name in _RELOAD_LOGGERS:
+        log = logging.getLogger(name)
+        if _RELOAD_FILTER not in log.filters:
+            log.addFilter(_RELOAD_FILTER)
 
 
 def _begin_reload(worker: Any) -> bool:
@@ -77,22 +112,30 @@ def _load_bucket(worker: Any, items: list[tuple[str, Any]]) -> int:
     return len(loaded) if loaded is not None else len(items)
 
 
+def _copy_bucket(worker: Any, items: list[tuple[str, Any]]) -> int:
+    """(vLLM worker side) Copy (HF name, tensor) pairs into the live weights with the model's own
+    loader, then repack the oneDNN handles of the layers they reached
+    (`rollout.vllm_cpu_linear`); return the number of parameters loaded."""
+    model = worker.model_runner.get_model()
+    loaded = model.load_weights(iter(items))
+    if loaded is None:
+        raise RuntimeError("the model's load_weights did not say what it loaded: cannot repack")
+    repack_loaded(model, loaded)
+    return len(loaded)
+
+
 def _finish_reload(worker: Any) -> bool:
     """(vLLM worker side) Finalise the reload and drop the runner's derived caches."""
     from vllm.model_executor.model_loader.reload.layerwise import finalize_layerwise_reload
 
     runner = worker.model_runner
-    levels = {name: logging.getLogger(name).level for name in _RELOAD_LOGGERS}
-    for name in _RELOAD_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
+    _install_reload_filter()
+    _RELOAD_FILTER.active = True
     try:
         finalize_layerwise_reload(runner.get_model(), runner.model_config)
     finally:
-        for name, level in levels.items():
-            logging.getLogger(name).setLevel(level)
-    runner.reset_encoder_cache()
-    runner.reset_mm_cache()
-    return True
+        _RELOAD_FILTER.active = False
+    return drop_derived_caches(worker)
 
 
 class VLLMEngine(TrackedWeights):
@@ -120,16 +163,18 @@ class VLLMEngine(TrackedWeights):
             kwargs["max_num_seqs"] = config.max_num_seqs
         if config.max_num_batched_tokens is not None:
             kwargs["max_num_batched_tokens"] = config.max_num_batched_tokens
-        self.llm = LLM(
-            model=config.model,
-            dtype=config.dtype,
-            seed=config.seed,
-            max_model_len=config.max_model_len,
-            enforce_eager=config.enforce_eager,
-            gpu_memory_utilization=config.gpu_memory_utilization,
-            logprobs_mode="processed_logprobs",
-            **kwargs,
-        )
+        with cpu_linear_kernels(config.cpu_linear):
+            self.llm = LLM(
+                model=config.model,
+                dtype=config.dtype,
+                seed=config.seed,
+                max_model_len=config.max_model_len,
+                enforce_eager=config.enforce_eager,
+                gpu_memory_utilization=config.gpu_memory_utilization,
+                logprobs_mode="processed_logprobs",
+                **kwargs,
+            )
+        self.updates_in_place = self._check_in_place_updates()
         self.tokenizer = self.llm.get_tokenizer()
         self.banned_ids = sorted(vision_placeholder_ids(self.tokenizer))
         banned = set(self.banned_ids)
@@ -137,6 +182,24 @@ class VLLMEngine(TrackedWeights):
         self.frame_cache = frame_cache if frame_cache is not None else FrameCache()
         self.tracker = WeightTracker(config.model, config.track_checksum)
         self._update_started = 0.0
+
+    def _check_in_place_updates(self) -> bool:
+        """Whether updates are copies into the live weights (`rollout.vllm_cpu_linear`): on CPUs
+        with cpu_linear "onednn" or "torch", which must then hold (else ValueError naming what
+        stands in the way); False on GPUs and with "vllm" (vLLM's layer-wise reload)."""
+        from vllm.platforms import current_platform
+
+        kind = self.config.cpu_linear
+        if not current_platform.is_cpu() or kind == "vllm":
+            return False
+        found = [b for r in self.llm.collective_rpc(in_place_blockers) for b in r]
+        if found:
+            raise ValueError(
+                f"cpu_linear={kind!r}: the vLLM engine on {self.config.model} cannot take weight "
+                f"updates as copies into its weights ({'; '.join(found[:5])}); use "
+                "cpu_linear='vllm' (rollout.cpu_linear in a run config)"
+            )
+        return True
 
     def _params(self, sampling: SamplingConfig, n: int, max_tokens: int) -> Any:
         """vLLM `SamplingParams` for one request."""
@@ -258,12 +321,21 @@ class VLLMEngine(TrackedWeights):
         self.tracker.accept(bucket)
         if bucket.is_first:
             self._update_started = time.perf_counter()
-            self.llm.collective_rpc(_begin_reload)
-        if bucket.names:
-            self.llm.collective_rpc(_load_bucket, args=(bucket.items(),))
-        if not bucket.is_last:
-            return None
-        self.llm.collective_rpc(_finish_reload)
+        if self.updates_in_place:  # copies into the live weights (cpu_linear onednn / torch)
+            if bucket.names:
+                self.llm.collective_rpc(_copy_bucket, args=(bucket.items(),))
+            if not bucket.is_last:
+                return None
+            self.llm.collective_rpc(drop_derived_caches)
+        else:  # vLLM's layer-wise reload (packed CPU kernels, GPUs)
+            with cpu_linear_kernels(self.config.cpu_linear):
+                if bucket.is_first:
+                    self.llm.collective_rpc(_begin_reload)
+                if bucket.names:
+                    self.llm.collective_rpc(_load_bucket, args=(bucket.items(),))
+                if not bucket.is_last:
+                    return None
+                self.llm.collective_rpc(_finish_reload)
         self.llm.reset_prefix_cache()
         self.llm.llm_engine.reset_encoder_cache()
         return self._finished_update()

@@ -15,13 +15,16 @@ import torch
 
 
 def tensor_digest(tensor: torch.Tensor) -> str:
-    """A 128-bit blake2b digest of a tensor's dtype, shape and bytes."""
+    """A 128-bit digest (sha256, truncated) of a tensor's dtype, shape and bytes.
+
+    sha256 rather than blake2b: on CPUs with SHA extensions it hashes ~2-3x faster, and every
+    weight sync digests every tensor it moves (`rollout.verify_sync`)."""
     t = tensor.detach().to("cpu").contiguous()
     raw = t.view(torch.int16).numpy() if t.dtype == torch.bfloat16 else t.numpy()
-    h = hashlib.blake2b(digest_size=16)
+    h = hashlib.sha256()
     h.update(f"{t.dtype}|{tuple(t.shape)}|".encode())
     h.update(np.ascontiguousarray(raw).view(np.uint8).data)
-    return h.hexdigest()
+    return h.hexdigest()[:32]
 
 
 def checksum_of_digests(digests: Mapping[str, str]) -> str:

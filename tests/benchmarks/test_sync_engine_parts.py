@@ -17,3 +17,8 @@ def test_a_single_repeat_is_refused(tmp_path: Path) -> None:
 def test_a_directory_without_weights_is_named(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=str(tmp_path)):
         measure(str(tmp_path), 2)
+
+
+def test_an_unknown_kind_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        main(["--kinds", "mkl", "--out", str(tmp_path / "x.json")])

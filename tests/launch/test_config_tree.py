@@ -10,7 +10,7 @@ import pytest
 
 from curriculum.config import CurriculumConfig
 from launch.config import RunConfig, load_config
-from rollout.engine_config import RolloutConfig
+from rollout.engine_config import EngineConfig, RolloutConfig
 from teacher_server.config import DEFAULT_TOKEN_ENV, TeacherConfig, TeacherSettings
 from trainer.config import LearnerConfig
 from trainer.learner import LearnerSettings
@@ -107,6 +107,20 @@ def test_colocated_engines_take_the_ranks_threads() -> None:
         ]
     )
     assert driver._engine_config().threads == 3
+
+
+def test_rollout_cpu_linear_reaches_every_engine_and_is_checked() -> None:
+    from launch.config import ConfigError
+    from launch.driver import engine_config
+
+    assert _driver([])._engine_config().cpu_linear == "onednn"
+    driver = _driver(["rollout.cpu_linear=torch"])
+    assert driver._engine_config().cpu_linear == "torch"
+    assert engine_config(driver.config, "m").cpu_linear == "torch"  # teacher answers, curriculum
+    with pytest.raises(ConfigError, match=r"rollout\.cpu_linear"):
+        load_config("demo_opd", ["rollout.cpu_linear=mkl"])
+    with pytest.raises(ValueError, match="cpu_linear"):
+        EngineConfig(model="m", cpu_linear="mkl")
 
 
 def test_teacher_pool_settings_from_the_section() -> None:

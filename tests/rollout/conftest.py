@@ -33,12 +33,33 @@ def synth_specs(synth_dir: Path) -> list[PromptSpec]:
 
 
 @pytest.fixture(scope="session")
-def student_engine(tiny_models_dir: Path):
-    """An in-process VLLMEngine on the tiny Qwen3-VL student, shared by the rollout tests.
+def student_engines(tiny_models_dir: Path):
+    """In-process VLLMEngines on the tiny Qwen3-VL student, one per `cpu_linear` kind, built on
+    first use and shared by the rollout tests (a getter: kind -> engine).
 
-    Tests that push weights into it must restore the original weights before they end.
+    Tests that push weights into one must restore the original weights before they end.
     """
     from rollout.engine_config import EngineConfig
     from rollout.engine_vllm import VLLMEngine
 
-    return VLLMEngine(EngineConfig(model=str(tiny_models_dir / "qwen3_vl-student"), threads=2))
+    engines: dict[str, VLLMEngine] = {}
+    model = str(tiny_models_dir / "qwen3_vl-student")
+
+    def get(kind: str) -> VLLMEngine:
+        if kind not in engines:
+            engines[kind] = VLLMEngine(EngineConfig(model=model, threads=2, cpu_linear=kind))
+        return engines[kind]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def student_engine(student_engines):
+    """The shared student engine with the default kernels (cpu_linear "onednn")."""
+    return student_engines("onednn")
+
+
+@pytest.fixture(params=["onednn", "torch", "vllm"])
+def updatable_engine(request: pytest.FixtureRequest, student_engines):
+    """The shared student engine of each `cpu_linear` kind, for the weight-update tests."""
+    return student_engines(request.param)

@@ -165,9 +165,11 @@ def test_bad_inputs_become_counted_skips_and_the_engine_lives(student_engine, sy
 
 
 def test_bucketed_update_equals_a_fresh_engine_and_restores(
-    student_engine, synth_specs, tiny_models_dir: Path, tmp_path: Path
+    updatable_engine, synth_specs, tiny_models_dir: Path, tmp_path: Path
 ) -> None:
     from rollout.engine_vllm import VLLMEngine
+
+    student_engine = updatable_engine
 
     src = tiny_models_dir / STUDENT
     specs = synth_specs[:3]
@@ -204,9 +206,11 @@ def test_bucketed_update_equals_a_fresh_engine_and_restores(
 
 
 def test_vision_tower_update_is_picked_up_and_frozen_skip_keeps_it(
-    student_engine, synth_specs, tiny_models_dir: Path, tmp_path: Path
+    updatable_engine, synth_specs, tiny_models_dir: Path, tmp_path: Path
 ) -> None:
     from rollout.engine_vllm import VLLMEngine
+
+    student_engine = updatable_engine
 
     src = tiny_models_dir / STUDENT
     specs = synth_specs[:3]
@@ -241,6 +245,49 @@ def test_vision_tower_update_is_picked_up_and_frozen_skip_keeps_it(
     student_engine.load_state_dict(original)
     assert student_engine.checksum() == state_checksum(original)
     assert _greedy(student_engine, specs)[0] == before_tokens
+
+
+def test_cpu_linear_chooses_the_kernels_and_how_updates_load(
+    student_engines, synth_specs
+) -> None:
+    """"onednn" packs the linear layers and keeps their weights (updates are copies + repacks),
+    "torch" keeps plain weights on torch's linear (copies), "vllm" is vLLM's own packing without
+    the weights (updates through its layer-wise reload); the same greedy tokens from all."""
+    import torch
+
+    from rollout.vllm_cpu_linear import _is_packed_here, in_place_blockers
+
+    def kernels(worker) -> list[str]:
+        model = worker.model_runner.get_model()
+        found = [getattr(m, "cpu_linear", None) for m in model.modules()]
+        return sorted(
+            {
+                "packed here" if _is_packed_here(k) else "torch" if k is F.linear else "other"
+                for k in found
+                if k is not None
+            }
+        )
+
+    F = torch.nn.functional
+    engines = {kind: student_engines(kind) for kind in ("onednn", "torch", "vllm")}
+    assert {k: e.updates_in_place for k, e in engines.items()} == {
+        "onednn": True,
+        "torch": True,
+        "vllm": False,
+    }
+    assert engines["onednn"].llm.collective_rpc(kernels) == [["packed here"]]
+    assert engines["torch"].llm.collective_rpc(kernels) == [["torch"]]
+    assert engines["vllm"].llm.collective_rpc(kernels) == [["other"]]
+    assert engines["onednn"].llm.collective_rpc(in_place_blockers) == [[]]
+    assert engines["torch"].llm.collective_rpc(in_place_blockers) == [[]]
+    (blockers,) = engines["vllm"].llm.collective_rpc(in_place_blockers)
+    assert any("weight not held as a tensor" in b for b in blockers)
+    specs = synth_specs[:3]
+    tokens = {kind: _greedy(engine, specs)[:2] for kind, engine in engines.items()}
+    assert tokens["onednn"][0] == tokens["torch"][0] == tokens["vllm"][0]
+    for kind in ("torch", "vllm"):
+        for a, b in zip(tokens["onednn"][1], tokens[kind][1], strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-4)
 
 
 @pytest.mark.e2e

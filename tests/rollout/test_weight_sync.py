@@ -118,3 +118,25 @@ def test_expected_tokens_grow_with_video_length_and_samples() -> None:
     long = PromptSpec("b", "b.mp4", "q", duration=32.0, video_settings=settings)
     assert expected_tokens(long, 1, 16) > expected_tokens(short, 1, 16)
     assert expected_tokens(short, 8, 16) - expected_tokens(short, 1, 16) == 7 * 16
+
+
+def test_reload_noise_filter_drops_only_the_expected_warning_during_a_finalisation() -> None:
+    import logging
+
+    from rollout.engine_vllm import _RELOAD_FILTER, _RELOAD_LOGGERS, _install_reload_filter
+
+    _install_reload_filter()
+    _install_reload_filter()  # idempotent: one filter per logger
+    log = logging.getLogger(_RELOAD_LOGGERS[0])
+    assert log.filters.count(_RELOAD_FILTER) == 1
+
+    def record(msg: str) -> logging.LogRecord:
+        return log.makeRecord(log.name, logging.WARNING, __file__, 1, msg, ("Layer",), None)
+
+    expected, other = record("%s: Failed to load weights"), record("%s: something else")
+    assert log.filter(expected) and log.filter(other)  # outside a finalisation: kept
+    _RELOAD_FILTER.active = True
+    try:
+        assert not log.filter(expected) and log.filter(other)
+    finally:
+        _RELOAD_FILTER.active = False
