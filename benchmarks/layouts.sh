@@ -7,10 +7,15 @@
 #   colo1     the same with 1 rank of 2 threads;
 #   offpolicy the separate layout one step off-policy (trainer.off_policy_steps=1): step t+1
 #             samples on the rollout workers while step t is scored and trained;
-#   peer      the single-process TRL peer (benchmarks/trl_peer.py; needs `pip install -e .[bench]`).
+#   peer      the single-process TRL peer (benchmarks/trl_peer.py; needs `pip install -e .[bench]`);
+#   colo2_vllm / colo2_torch  colo2 with the engines' CPU linear layers on vLLM's own kernels
+#             (every weight sync a layer-wise reload) / on torch's linear (rollout.cpu_linear;
+#             colo2 itself runs the default, oneDNN with the weights kept: a sync copies + repacks).
 # Usage (after `vopd prepare-demo`):
 #   bash benchmarks/layouts.sh steps  [OUT] [REPEATS]   # 40-step runs, REPEATS (3) per layout:
 #        step time per phase and its run-to-run spread (no evaluation)
+#   bash benchmarks/layouts.sh kernels [OUT] [REPEATS]  # 60-step colo2 runs per rollout.cpu_linear
+#        kind (colo2_vllm, colo2, colo2_torch, alternating), REPEATS (3) each: the sync's share
 #   bash benchmarks/layouts.sh series [OUT] [SEED] [LAYOUTS]  # 300 s of training per layout with
 #        val evaluation every 25 steps (the peer: every 20 s), for time to 50/80/90% of the gain
 # then: .venv/bin/python benchmarks/layout_report.py OUT
@@ -29,6 +34,8 @@ declare -A LAYOUT=(
   [offpolicy]="trainer.off_policy_steps=1"
   [colo1]="rollout.colocate=true rollout.weight_transport=object_store teacher.colocate=true rollout.num_workers=1 learner.num_ranks=1 learner.threads=2"
 )
+LAYOUT[colo2_vllm]="${LAYOUT[colo2]} rollout.cpu_linear=vllm"
+LAYOUT[colo2_torch]="${LAYOUT[colo2]} rollout.cpu_linear=torch"
 run() {  # run NAME LAYOUT EXTRA...
   local name=$1 layout=$2; shift 2
   [ -f "$OUT/$name/summary.json" ] && return
@@ -47,6 +54,14 @@ if [ "$MODE" = steps ]; then
         eval.every_steps=100000 trainer.mismatch_every=0
     done
   done
+elif [ "$MODE" = kernels ]; then
+  REPEATS=${3:-3}
+  for r in $(seq 1 "$REPEATS"); do
+    for layout in colo2_vllm colo2 colo2_torch; do
+      run "steps_${layout}_r$r" "$layout" trainer.steps=60 trainer.budget_s=null \
+        eval.every_steps=100000 trainer.mismatch_every=0
+    done
+  done
 elif [ "$MODE" = series ]; then
   SEED=${3:-0}
   for layout in ${4:-separate colo2 peer}; do
@@ -62,6 +77,6 @@ elif [ "$MODE" = series ]; then
     fi
   done
 else
-  echo "usage: $0 steps|series [OUT] ..." >&2
+  echo "usage: $0 steps|kernels|series [OUT] ..." >&2
   exit 2
 fi

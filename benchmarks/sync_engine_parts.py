@@ -4,19 +4,20 @@ colocated layout's sync, `rollout.colocate`), for each way of running the CPU li
 
 Builds one in-process vLLM engine per kind on a model directory, then pushes that model's own
 weights into it `--repeats` times, timing each part of `VLLMEngine.update_weights` separately:
-- "onednn" (packed kernels): vLLM's layer-wise reload (`begin`: enter reload mode; `load`: the
-  model's `load_weights`; `finish`: finalise and drop derived caches);
-- "torch" (plain weight tensors): `load` (the model's `load_weights` into the live tensors) and
-  `drop_caches` (the runner's encoder and multimodal caches);
-then for both the prefix- and encoder-cache resets, the engine's digest pass (`WeightTracker`,
+- "vllm" (vLLM's own kernels, weights deleted): its layer-wise reload (`begin`: enter reload
+  mode; `load`: the model's `load_weights`; `finish`: finalise and drop derived caches);
+- "onednn" (packed kernels, plain weights kept) and "torch" (plain weights): `load` (the model's
+  `load_weights` into the live tensors), `repack` (the oneDNN handles of the layers it reached;
+  nothing to do for "torch") and `drop_caches` (the runner's encoder and multimodal caches);
+then for every kind the prefix- and encoder-cache resets, the engine's digest pass (`WeightTracker`,
 what `rollout.verify_sync` checks) and the whole `load_state_dict` call. With `--data` it also
 times sampling (`--prompts` prompts of that split x 1 sample, temperature 1, up to 24 tokens,
-different prompts each time, the two kinds alternating). Medians over the repeats after the
+different prompts each time, the kinds taking turns). Medians over the repeats after the
 first. Writes benchmarks/results/sync_engine_parts.json.
 
 Usage:
   .venv/bin/python benchmarks/sync_engine_parts.py [--model artifacts/demo/student] [--repeats 9]
-      [--data artifacts/demo/data/train.json] [--prompts 8] [--kinds torch,onednn]
+      [--data artifacts/demo/data/train.json] [--prompts 8] [--kinds onednn,torch,vllm]
 """
 
 from __future__ import annotations
@@ -55,6 +56,14 @@ def _load_weights(model: str) -> dict[str, Any]:
     return state
 
 
+def _repack_everything(worker: Any) -> int:
+    """(vLLM worker side) Repack every layer an update of all the weights reaches."""
+    from rollout.vllm_cpu_linear import repack_loaded
+
+    model = worker.model_runner.get_model()
+    return repack_loaded(model, [name for name, _ in model.named_parameters()])
+
+
 def measure(model: str, repeats: int, kind: str = "onednn") -> dict[str, Any]:
     """Median milliseconds of each part of one in-place update into an engine whose CPU linear
     layers run `kind`, and the weights' size; the engine is returned under "engine"."""
@@ -70,6 +79,7 @@ def measure(model: str, repeats: int, kind: str = "onednn") -> dict[str, Any]:
     steps: dict[str, Callable[[], Any]] = (
         {
             "load": lambda: llm.collective_rpc(_load_bucket, args=(items,)),
+            "repack": lambda: llm.collective_rpc(_repack_everything),
             "drop_caches": lambda: llm.collective_rpc(drop_derived_caches),
         }
         if engine.updates_in_place
@@ -131,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="artifacts/demo/student")
     parser.add_argument("--repeats", type=int, default=9)
-    parser.add_argument("--kinds", default="torch,onednn", help="cpu_linear kinds to measure")
+    parser.add_argument("--kinds", default="onednn,torch,vllm", help="cpu_linear kinds to measure")
     parser.add_argument("--data", default=None, help="a split's JSON, to also time sampling")
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--out", default=str(RESULTS))
