@@ -46,22 +46,19 @@ run() {  # run NAME LAYOUT EXTRA...
     ${LAYOUT[$layout]} "$@" > "$OUT/$name.log" 2>&1
   echo "=== $name rc=$? $(date +%T)"
 }
+step_runs() {  # step_runs REPEATS STEPS LAYOUT...: the layouts taking turns, no evaluation
+  local repeats=$1 steps=$2; shift 2
+  for r in $(seq 1 "$repeats"); do
+    for layout in "$@"; do
+      run "steps_${layout}_r$r" "$layout" trainer.steps="$steps" trainer.budget_s=null \
+        eval.every_steps=100000 trainer.mismatch_every=0
+    done
+  done
+}
 if [ "$MODE" = steps ]; then
-  REPEATS=${3:-3}
-  for r in $(seq 1 "$REPEATS"); do
-    for layout in separate colo2 colo1; do
-      run "steps_${layout}_r$r" "$layout" trainer.steps=40 trainer.budget_s=null \
-        eval.every_steps=100000 trainer.mismatch_every=0
-    done
-  done
+  step_runs "${3:-3}" 40 separate colo2 colo1
 elif [ "$MODE" = kernels ]; then
-  REPEATS=${3:-3}
-  for r in $(seq 1 "$REPEATS"); do
-    for layout in colo2_vllm colo2 colo2_torch; do
-      run "steps_${layout}_r$r" "$layout" trainer.steps=60 trainer.budget_s=null \
-        eval.every_steps=100000 trainer.mismatch_every=0
-    done
-  done
+  step_runs "${3:-3}" 60 colo2_vllm colo2 colo2_torch
 elif [ "$MODE" = series ]; then
   SEED=${3:-0}
   for layout in ${4:-separate colo2 peer}; do
