@@ -101,7 +101,10 @@ RUNGS: dict[str, Rung] = {
     # ZeRO-3 ranks reached 7.7 GB each in the first update and one ZeRO-3 rank 15.7 GB (its flat
     # fp32 partitions copy the module's weights); with the rollout engine (5.3-5.7 GB) both
     # crossed Ray's 95% memory threshold and were killed. The one rank runs 2 threads, so the
-    # learner uses both cores as the other rungs' 2 x 1 do.
+    # learner uses both cores as the other rungs' 2 x 1 do. Its engine runs vLLM's own CPU
+    # kernels (rollout.cpu_linear=vllm: every sync a layer-wise reload, 9.7 s of a 346-s step
+    # measured): the default kind keeps a float32 copy of the linear weights beside the packed
+    # ones, ~1.4 GB more at this size, which this measured fit in 24 GB did not include.
     "ladder_0_5b": Rung(
         "ladder_0_5b",
         "ladder_0_5b",
@@ -115,6 +118,7 @@ RUNGS: dict[str, Rung] = {
             "learner.zero_stage=0",
             "learner.micro_batch_size=1",
             "learner.gradient_checkpointing=true",
+            "rollout.cpu_linear=vllm",
         ),
         shared_ok=False,
         why="teacher = the student's shape, seed 1 (a 1.5 B teacher does not fit in 24 GB)",

@@ -25,7 +25,9 @@ def test_the_0_5b_rung_runs_one_unpartitioned_learner_rank(tmp_path: Path) -> No
     learner = config.learner
     assert (learner.num_ranks, learner.zero_stage, learner.threads) == (1, 0, 2)
     assert learner.gradient_checkpointing and learner.micro_batch_size == 1
+    assert config.rollout.cpu_linear == "vllm"  # no second copy of the linear weights
     small = rung_config(
         RUNGS["ladder_10m"], tmp_path / "s", tmp_path / "t", tmp_path / "data", tmp_path / "run"
     )
     assert small.learner.num_ranks == 2  # the demo's two ranks elsewhere
+    assert small.rollout.cpu_linear == "onednn"
