@@ -106,18 +106,14 @@ def _begin_reload(worker: Any) -> bool:
     return True
 
 
-def _load_bucket(worker: Any, items: list[tuple[str, Any]]) -> int:
-    """(vLLM worker side) Load (HF name, tensor) pairs with the model's own loader."""
-    loaded = worker.model_runner.get_model().load_weights(iter(items))
-    return len(loaded) if loaded is not None else len(items)
-
-
-def _copy_bucket(worker: Any, items: list[tuple[str, Any]]) -> int:
-    """(vLLM worker side) Copy (HF name, tensor) pairs into the live weights with the model's own
-    loader, then repack the oneDNN handles of the layers they reached
-    (`rollout.vllm_cpu_linear`); return the number of parameters loaded."""
+def _load_bucket(worker: Any, items: list[tuple[str, Any]], repack: bool = False) -> int:
+    """(vLLM worker side) Load (HF name, tensor) pairs with the model's own loader; with `repack`
+    also repack the oneDNN handles of the layers they reached (`rollout.vllm_cpu_linear`).
+    Returns the number of parameters loaded."""
     model = worker.model_runner.get_model()
     loaded = model.load_weights(iter(items))
+    if not repack:
+        return len(loaded) if loaded is not None else len(items)
     if loaded is None:
         raise RuntimeError("the model's load_weights did not say what it loaded: cannot repack")
     repack_loaded(model, loaded)
@@ -322,8 +318,9 @@ class VLLMEngine(TrackedWeights):
         if bucket.is_first:
             self._update_started = time.perf_counter()
         if self.updates_in_place:  # copies into the live weights (cpu_linear onednn / torch)
-            if bucket.names:
-                self.llm.collective_rpc(_copy_bucket, args=(bucket.items(),))
+            if bucket.names:  # only the oneDNN kernels hold packed copies to refresh
+                repack = self.config.cpu_linear == "onednn"
+                self.llm.collective_rpc(_load_bucket, args=(bucket.items(), repack))
             if not bucket.is_last:
                 return None
             self.llm.collective_rpc(drop_derived_caches)
