@@ -125,7 +125,10 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
 
     torch.set_num_threads(args.threads)
     variant = VARIANTS[args.child]
-    model = load_hf_model(args.model)
+    cuda = args.device.startswith("cuda")
+    model = load_hf_model(args.model, dtype=getattr(torch, args.dtype))
+    if cuda:
+        model.to(args.device)
     prepare_student(model, False, variant["gradient_checkpointing"])
     model.train()
     processor = AutoProcessor.from_pretrained(args.model)
@@ -177,18 +180,28 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         step()
     rss_before, peaks, seconds, cpu_seconds = [], [], [], []
     for _ in range(args.repeats):
-        rss_before.append(rss_bytes())
-        reset_peak_rss()
+        if cuda:  # the device's allocator: what the pass holds on the GPU
+            torch.cuda.synchronize()
+            model.zero_grad(set_to_none=True)
+            rss_before.append(torch.cuda.memory_allocated())
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            rss_before.append(rss_bytes())
+            reset_peak_rss()
         t0, c0 = time.perf_counter(), time.process_time()
         logprob_sum, grad_norm = step()
+        if cuda:
+            torch.cuda.synchronize()
         seconds.append(time.perf_counter() - t0)
         cpu_seconds.append(time.process_time() - c0)
-        peaks.append(peak_rss_bytes())
+        peaks.append(torch.cuda.max_memory_allocated() if cuda else peak_rss_bytes())
     increases = [peak - before for peak, before in zip(peaks, rss_before, strict=True)]
     batch = build_hf_batch(processor, items)
     video_pad = tokenizer.convert_tokens_to_ids("<|video_pad|>")
     return {
         "variant": args.child,
+        "device": args.device,
+        "memory": "CUDA allocator (memory_allocated / max_memory_allocated)" if cuda else "RSS",
         **variant,
         "vision_tokens": int((batch.inputs["input_ids"][0] == video_pad).sum()),
         "prompt_tokens": batch.prompt_lengths,
@@ -218,6 +231,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--size", default="student", help="tiny model size (launch.tiny_models)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu (memory = the process's RSS) or cuda (memory = the CUDA allocator's peak)",
+    )
+    parser.add_argument("--dtype", default="float32", help="the model's dtype (float32, bfloat16)")
+    parser.add_argument("--clip", type=Path, help="an existing clip to use (default: write one)")
+    parser.add_argument("--models-dir", type=Path, default=MODELS, help="where models are built")
     parser.add_argument("--child", choices=list(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--video", help=argparse.SUPPRESS)
@@ -232,11 +253,12 @@ def main() -> None:
         [".venv/bin/python", "benchmarks/learner_memory.py", *map(shlex.quote, sys.argv[1:])]
     )
     spec = ModelSpec(family="qwen3_vl", size=args.size, seed=0, vocab_size=VOCAB_SIZE)
-    model_dir = build_tiny_model(MODELS, spec)
+    model_dir = build_tiny_model(args.models_dir, spec)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
-        video = Path(tmp) / "clip_360p.mp4"
-        make_video(video, args.seconds)
+        video = args.clip or Path(tmp) / "clip_360p.mp4"
+        if args.clip is None:
+            make_video(video, args.seconds)
         for name in VARIANTS:
             cmd = [
                 sys.executable,
@@ -248,8 +270,13 @@ def main() -> None:
                 f"--completion-tokens={args.completion_tokens}",
                 f"--repeats={args.repeats}",
                 f"--threads={args.threads}",
+                f"--device={args.device}",
+                f"--dtype={args.dtype}",
             ]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                sys.exit(f"variant {name} failed:\n{done.stderr[-4000:]}")
+            out = done.stdout
             runs.append(json.loads(out.strip().splitlines()[-1]))
             print(f"{name}: done", file=sys.stderr)
     import torch
@@ -268,6 +295,8 @@ def main() -> None:
             "python": platform.python_version(),
             "torch": torch.__version__,
             "transformers": transformers.__version__,
+            "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
+            "dtype": args.dtype,
         },
         "runs": runs,
     }
@@ -281,7 +310,8 @@ def markdown(result: dict[str, Any]) -> str:
     """The results as a Markdown table."""
     mb = 1024 * 1024
     lines = [
-        "| variant | LM-head rows | peak RSS | increase / sequence | saved for backward / seq. "
+        f"| variant | LM-head rows | peak ({result['runs'][0].get('memory', 'RSS')}) "
+        "| increase / sequence | saved for backward / seq. "
         "| CPU s / fwd+bwd | wall s | sum log-prob | grad norm |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]

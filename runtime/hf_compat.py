@@ -85,9 +85,19 @@ def apply_hf_patches() -> None:
     _PATCHED = True
 
 
-def load_hf_model(model_dir: str | Path, dtype: torch.dtype = torch.float32):
-    """Load a vision-language model with transformers, with the parity patches applied."""
+def inference_device() -> torch.device:
+    """Where a frozen scoring model (a transformers teacher, a co-located teacher) runs: the
+    process's CUDA device when it has one (a Ray actor with num_gpus sees its own), else the CPU."""
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def load_hf_model(
+    model_dir: str | Path, dtype: torch.dtype = torch.float32, device: torch.device | None = None
+):
+    """Load a vision-language model with transformers, with the parity patches applied, on
+    `device` (None: left on the CPU, e.g. for DeepSpeed to place)."""
     from transformers import AutoModelForImageTextToText
 
     apply_hf_patches()
-    return AutoModelForImageTextToText.from_pretrained(model_dir, dtype=dtype)
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=dtype)
+    return model if device is None else model.to(device)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from runtime.hf_compat import load_hf_model
+from runtime.hf_compat import inference_device, load_hf_model
 from runtime.hf_scoring import ScoringItem, completion_log_probs
 from teacher_server.config import TeacherConfig
 from teacher_server.items import ScoreItem, TokenScores, resolve_vision
@@ -22,10 +22,13 @@ class HFScorer(LocalScorer):
     backend = "hf"
 
     def __init__(self, config: TeacherConfig, frame_cache: FrameCache | None = None) -> None:
-        """Load the teacher with transformers (parity patches applied)."""
+        """Load the teacher with transformers (parity patches applied), on the process's GPU
+        when it has one."""
         super().__init__(config, frame_cache)
         torch.set_num_threads(max(1, config.torch_threads))
-        self.model = load_hf_model(config.model, dtype=DTYPES[config.dtype]).eval()
+        self.model = load_hf_model(
+            config.model, dtype=DTYPES[config.dtype], device=inference_device()
+        ).eval()
 
     def score(self, items: Sequence[ScoreItem]) -> list[TokenScores]:
         """Per completion token: sampled-token log-prob and top-k, for every item, in order."""

@@ -23,11 +23,13 @@ class ColocatedTeacher:
     ) -> None:
         """`signal` is the objective's teacher signal ("sampled", "topk" or "full"), `top_k` the
         list length for "topk"."""
-        from runtime.hf_compat import load_hf_model
+        from runtime.hf_compat import inference_device, load_hf_model
 
         if signal not in ("sampled", "topk", "full"):
             raise ValueError(f"a co-located teacher has no {signal!r} signal")
-        self.model = load_hf_model(model_dir, dtype=dtype)
+        # On the learner's GPU when it has one (DeepSpeed puts the student there): the scores
+        # meet the student's log-probs in the loss on one device.
+        self.model = load_hf_model(model_dir, dtype=dtype, device=inference_device())
         self.model.eval()
         for param in self.model.parameters():
             param.requires_grad_(False)

@@ -80,6 +80,16 @@ def prepare_student(model: Any, freeze_vision: bool, gradient_checkpointing: boo
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
+def node_ip_address() -> str:
+    """This node's address as Ray reports it; 127.0.0.1 in a process outside Ray (a learner
+    built directly, e.g. by benchmarks/gpu_paths.py)."""
+    try:
+        import ray
+    except ImportError:
+        return "127.0.0.1"
+    return ray.util.get_node_ip_address() if ray.is_initialized() else "127.0.0.1"
+
+
 @dataclass(kw_only=True)
 class LearnerSettings(LearnerConfig):
     """How a learner rank trains: the run's `learner:` section (`trainer.config.LearnerConfig`:
@@ -165,6 +175,8 @@ class Learner:
         from tvg.frame_cache import FrameCache
 
         backend = "nccl" if torch.cuda.is_available() else "gloo"
+        # Where this rank's tensors for the default group live (NCCL takes only CUDA tensors).
+        self.collective_device = torch.device("cuda" if backend == "nccl" else "cpu")
         deepspeed.init_distributed(dist_backend=backend)
         dtype = torch.bfloat16 if settings.precision == "bf16" else torch.float32
         model = load_hf_model(settings.model_dir, dtype=dtype)
@@ -385,7 +397,7 @@ class Learner:
         import torch
         import torch.distributed as dist
 
-        flag = torch.tensor([1.0 if finite else 0.0])
+        flag = torch.tensor([1.0 if finite else 0.0], device=self.collective_device)
         dist.all_reduce(flag, op=dist.ReduceOp.MIN)
         return bool(flag.item() == 1.0)
 
@@ -469,14 +481,12 @@ class Learner:
         member 0; any earlier group is left) and return its address for the receivers.
 
         The group forms inside the next `broadcast_weights` (runtime.collective)."""
-        import ray
-
         from runtime.collective import open_store
 
         if self.rank != 0:
             raise RuntimeError(f"learner rank {self.rank}: only rank 0 sends weights")
         self.close_weight_group()
-        host = ray.util.get_node_ip_address()
+        host = node_ip_address()
         store = open_store(host, world_size, timeout_s)
         self._weight_store = store
         self._weight_address = {

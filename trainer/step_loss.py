@@ -63,7 +63,7 @@ def micro_batch_weight(mode: str, trajectories: Sequence[Trajectory], totals: St
 def _pad(rows: Sequence[torch.Tensor], width: int, fill: float = 0.0) -> torch.Tensor:
     """Stack 1-D or 2-D per-sequence tensors into (B, width, ...), padding with `fill`."""
     shape = (len(rows), width, *rows[0].shape[1:])
-    out = torch.full(shape, fill, dtype=rows[0].dtype)
+    out = torch.full(shape, fill, dtype=rows[0].dtype, device=rows[0].device)
     for i, row in enumerate(rows):
         out[i, : row.shape[0]] = row
     return out
@@ -75,7 +75,7 @@ def _stack_padded(rows: Sequence[torch.Tensor], width: int, fill: float = 0.0) -
     for row in rows:
         missing = width - row.shape[0]
         if missing:
-            pad = torch.full((missing, *row.shape[1:]), fill, dtype=row.dtype)
+            pad = torch.full((missing, *row.shape[1:]), fill, dtype=row.dtype, device=row.device)
             row = torch.cat([row, pad], dim=0)
         padded.append(row)
     return torch.stack(padded)
@@ -116,6 +116,7 @@ def objective_inputs(
     advantages = None
     if all("advantage" in t.rewards for t in trajectories):
         advantages = torch.tensor([t.rewards["advantage"] for t in trajectories])
+
     def teacher(name: str, wire_name: str, fill: float = 0.0) -> torch.Tensor | None:
         """A teacher value computed on this rank (a co-located teacher, in `scores`), else the
         one shipped with the trajectories."""
@@ -177,4 +178,3 @@ def step_loss(
     weight = micro_batch_weight(mode, trajectories, totals)
     metrics = {k: float(v) * weight for k, v in output.metrics.items()}
     return output.loss * weight, metrics
-

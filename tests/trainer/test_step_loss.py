@@ -118,3 +118,34 @@ def test_teacher_values_computed_on_the_rank_equal_shipped_ones(objective: str) 
     ]
     local_loss, _ = step_loss(objective, bare, local_scores, {}, totals)
     assert local_loss.item() == pytest.approx(shipped.item(), rel=1e-5)
+
+
+def test_inputs_stay_on_the_device_of_the_learner_scores() -> None:
+    """A GPU learner's log-probs (and a co-located teacher's rows) are padded on their own
+    device: no CPU tensor meets them (the meta device stands in for CUDA here; a CPU pad raised
+    "Expected all tensors to be on the same device" on the first GPU run)."""
+    from trainer.step_loss import objective_inputs
+
+    trajectories = [
+        Trajectory(
+            prompt_index=0,
+            sample_index=i,
+            prompt_ids=np.zeros(3, np.int32),
+            completion_ids=np.zeros(n, np.int32),
+            logprobs=np.zeros(n, np.float32),
+            finish_reason="stop",
+        )
+        for i, n in enumerate((3, 5))
+    ]
+    scores = [
+        {
+            "logprobs": torch.zeros(n, device="meta", requires_grad=True),
+            "teacher_logprobs": torch.zeros(n, device="meta"),
+            "teacher_rows": torch.zeros(n, 7, device="meta"),
+        }
+        for n in (3, 5)
+    ]
+    inputs = objective_inputs(trajectories, scores)
+    assert inputs.logprobs.shape == (2, 5)
+    tensors = [getattr(inputs, f.name) for f in dataclasses.fields(inputs)]
+    assert all(t.device.type == "meta" for t in tensors if isinstance(t, torch.Tensor))
