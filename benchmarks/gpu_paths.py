@@ -51,6 +51,7 @@ CHECKS = (
     "learner_zero2",
     "learner_zero3",
     "teacher",
+    "hf_engine",
 )
 VOCAB_SIZE = 151936
 BUCKET_BYTES = 256 * 1024 * 1024
@@ -417,6 +418,63 @@ def check_teacher(args: argparse.Namespace) -> dict[str, Any]:
         "top5_id_agreement": id_agree,
         "gpu_score_s": gpu_s,
         "cpu_score_s": cpu_s,
+    }
+
+
+def check_hf_engine(args: argparse.Namespace) -> dict[str, Any]:
+    """The transformers rollout engine (`engine: hf`) on the GPU: greedy samples against the
+    same engine on the CPU, then a bucketed weight update lands in the live GPU model."""
+    import torch
+
+    from rollout.engine_config import EngineConfig, SamplingConfig
+    from rollout.engine_hf import HFEngine
+    from rollout.weight_sync import bucket_state_dict
+
+    student = args.data / "models" / "qwen3_vl-student"
+    prompts, _ = _trajectories(args.data, student)
+    greedy = SamplingConfig(temperature=0.0, max_tokens=12, logprobs_topk=0)
+    engine = HFEngine(EngineConfig(model=str(student), engine="hf"))
+    device = str(engine.model.device)
+    t0 = time.perf_counter()
+    gpu = engine.sample(prompts, n=1, sampling=greedy).trajectories
+    gpu_s = time.perf_counter() - t0
+    engine.model.to("cpu")
+    cpu = engine.sample(prompts, n=1, sampling=greedy).trajectories
+    engine.model.to(device)
+    same = [
+        g.completion_ids.tolist() == c.completion_ids.tolist()
+        for g, c in zip(gpu, cpu, strict=True)
+    ]
+    lp_diff = (
+        max(
+            float(abs(g.logprobs - c.logprobs).max())
+            for g, c, s in zip(gpu, cpu, same, strict=True)
+            if s and len(g.logprobs)
+        )
+        if any(same)
+        else float("nan")
+    )
+    state = {k: v.detach().cpu() + 0.01 for k, v in engine.model.state_dict().items()}
+    for bucket in bucket_state_dict(state, version=1, bucket_bytes=1024 * 1024):
+        engine.update_weights(bucket)
+    live = engine.model.state_dict()
+    landed = all(torch.equal(live[k].cpu(), v) for k, v in state.items())
+    on_device = all(v.device.type == device_type() for v in live.values())
+    after = engine.sample(prompts[:1], n=1, sampling=greedy).trajectories
+    if not device.startswith(device_type()) or not landed or not on_device or not any(same):
+        raise AssertionError(
+            f"engine on {device}; update landed {landed}, stayed on the device {on_device}; "
+            f"greedy samples equal to the CPU's: {same}"
+        )
+    return {
+        "device": device,
+        "prompts": len(prompts),
+        "greedy_equal_to_cpu": same,
+        "max_abs_diff_logprobs_where_equal": lp_diff,
+        "gpu_sample_s": gpu_s,
+        "update_landed_in_live_model": landed,
+        "weights_version_after_update": engine.weights_version,
+        "sampled_after_update": len(after),
     }
 
 

@@ -40,7 +40,7 @@ from rollout.weight_sync import (
     WeightTracker,
     WeightUpdateResult,
 )
-from runtime.hf_compat import load_hf_model
+from runtime.hf_compat import inference_device, load_hf_model
 from runtime.hf_scoring import ScoringItem, completion_log_probs
 from runtime.prompting import prompt_text, vision_placeholder_ids
 from tvg.frame_cache import FrameCache
@@ -67,7 +67,10 @@ class HFEngine(TrackedWeights):
         self.processor = AutoProcessor.from_pretrained(config.model)
         self.tokenizer = self.processor.tokenizer
         self.tokenizer.padding_side = "left"
-        self.model = load_hf_model(config.model, dtype=getattr(torch, config.dtype)).eval()
+        # On the process's GPU when it has one (a Ray actor with num_gpus sees its own).
+        self.model = load_hf_model(
+            config.model, dtype=getattr(torch, config.dtype), device=inference_device()
+        ).eval()
         self.banned_ids = sorted(vision_placeholder_ids(self.tokenizer))
         rows = self.model.get_output_embeddings().weight.shape[0]
         self.suppress_ids = self.banned_ids + list(range(len(self.tokenizer), rows))
@@ -157,6 +160,8 @@ class HFEngine(TrackedWeights):
             )
         if sampling.ignore_eos:
             kwargs["min_new_tokens"] = max_new
+        device = self.model.device
+        inputs = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
         with torch.no_grad():
             sequences = self.model.generate(**inputs, **kwargs)
         new_tokens = sequences[:, inputs["input_ids"].shape[1] :].tolist()

@@ -19,7 +19,7 @@ def test_the_gpu_checks_dry_run_on_the_cpu(tmp_path: Path) -> None:
     data, out = tmp_path / "data", tmp_path / "gpu_paths.json"
     subprocess.run([sys.executable, str(script), "--prepare", str(data)], check=True)
     assert (data / "models_v151936" / "qwen3_vl-teacher").is_dir()
-    checks = "collective_two_ranks,learner_zero2,teacher"
+    checks = "collective_two_ranks,learner_zero2,teacher,hf_engine"
     cmd = [sys.executable, str(script), f"--data={data}", f"--out={out}", f"--checks={checks}"]
     refused = subprocess.run(cmd, capture_output=True, text=True)
     assert refused.returncode != 0 and "needs a CUDA device" in refused.stderr
@@ -32,3 +32,5 @@ def test_the_gpu_checks_dry_run_on_the_cpu(tmp_path: Path) -> None:
     assert learner["default_group"] == "gloo" and all(learner["checks"].values())
     assert learner["sft_losses"][-1] < learner["sft_losses"][0]
     assert results["teacher"]["max_abs_diff_logprobs"] == 0.0
+    engine = results["hf_engine"]
+    assert all(engine["greedy_equal_to_cpu"]) and engine["update_landed_in_live_model"]
