@@ -539,7 +539,9 @@ class Learner:
                 for group in groups
             ],
         )
-        gathered = self.iter_weight_buckets(bucket_bytes, skip_prefixes, plan=groups)
+        # The live (gathered) parameters, no host copy: send_update packs and digests each bucket
+        # on the weight group's device before the generator moves on and ZeRO-3 releases it.
+        gathered = self.iter_weight_buckets(bucket_bytes, skip_prefixes, plan=groups, copy=False)
         try:
             address = getattr(self, "_weight_address", None)
             if address is None:
