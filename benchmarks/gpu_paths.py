@@ -8,8 +8,9 @@ run); the results go to one JSON file:
   Qwen2.5-0.5B-shaped bf16 update (151,936 x 896 embedding, 24 layers) packed into 256 MiB
   buckets on the device and broadcast; pack / unpack round trip exact; seconds per update with
   and without the per-tensor digests.
-- `collective_two_ranks`: the same group with two members on the one GPU, to record what NCCL
-  answers (the expected refusal, surfaced by WeightGroup with the member's name).
+- `collective_two_ranks`: the same group with two members, one GPU each where the machine has
+  two (then the broadcast must arrive checksum-equal); on one GPU it records what NCCL answers
+  (the expected refusal, surfaced by WeightGroup with the member's name).
 - `learner_zero2` / `learner_zero3`: `trainer.learner.Learner` built directly on the device
   (DeepSpeed with NCCL as the default group, bf16, world size 1): SFT steps lower the loss;
   exact reverse-KL OPD with the teacher co-located on the same GPU trains; the weights exported
@@ -198,6 +199,8 @@ def _two_rank_member(rank: int, ports: Any, queue: Any) -> None:
     from runtime.collective import TensorSpec, UpdatePlan, WeightGroup, open_store
 
     try:
+        if torch.cuda.is_available():  # one GPU per member where there are two
+            torch.cuda.set_device(rank % torch.cuda.device_count())
         store = open_store("127.0.0.1", 2, 30.0) if rank == 0 else None
         if rank == 0:
             port = int(store.port)
@@ -226,8 +229,12 @@ def _two_rank_member(rank: int, ports: Any, queue: Any) -> None:
 
 
 def check_collective_two_ranks(_args: argparse.Namespace) -> dict[str, Any]:
-    """Two members of one NCCL weight group on one GPU: what happens, in each member's words."""
+    """Two members of one weight group, one GPU each where there are two (a real NCCL
+    broadcast, checksum-equal at both ends); on one GPU, what NCCL answers, in each member's
+    words (its refusal is the expected result there)."""
     import multiprocessing as mp
+
+    import torch
 
     ctx = mp.get_context("spawn")
     ports = ctx.Queue()
@@ -245,10 +252,15 @@ def check_collective_two_ranks(_args: argparse.Namespace) -> dict[str, Any]:
         messages.append(answers.get())
     sent = [m for k, m in messages if k == "sent"]
     received = [m for k, m in messages if k == "received"]
+    delivered = bool(sent and received and sent[0] == received[0])
+    gpus = torch.cuda.device_count()
+    if not delivered and (gpus >= 2 or device_type() == "cpu"):
+        raise AssertionError(f"two members on {max(gpus, 1)} device(s) failed: {messages}")
     return {
+        "gpus": gpus,
         "messages": [list(m) for m in messages],
         "exit_codes": [p.exitcode for p in procs],
-        "delivered": bool(sent and received and sent[0] == received[0]),
+        "delivered": delivered,
     }
 
 

@@ -27,9 +27,14 @@ through the forward and their gradient through the backward, which the RSS shows
 output size, seconds per forward + backward, and the sum of the completion log-probs and the
 gradient norm (equal across variants to float tolerance).
 
+With `--device cuda` the model runs on the GPU (`--dtype bfloat16` as a GPU learner trains) and
+memory is the CUDA allocator's: what was allocated before each pass and its peak during it
+(`--clip` takes a clip written elsewhere, for a machine without PyAV).
+
 Usage:
     .venv/bin/python benchmarks/learner_memory.py [--seconds 12] [--batch 2]
         [--completion-tokens 30] [--repeats 2] [--threads 1] [--size student]
+        [--device cpu|cuda] [--dtype float32|bfloat16] [--clip PATH] [--out PATH]
 Writes benchmarks/results/learner_memory.json (with the command) and prints a Markdown table.
 """
 

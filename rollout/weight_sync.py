@@ -39,7 +39,8 @@ Transports (`rollout.weight_transport`, chosen by `RolloutGroup.sync_from`):
   same `update_weights` path, so the in-place load, the bucket protocol and the checksums are
   the object-store path's. Rank 0 returns the checksum of what it sent. The driver holds no
   tensor and the object store carries no weight. Backend: gloo when the rollout workers have no
-  GPU (what ran here), NCCL when they have (written, never run: no GPU was lent).
+  GPU (what the tests run), NCCL when they have (run on one GPU with the sender alone:
+  `benchmarks/gpu_paths.py`; never between two GPUs).
   Faults: every wait has the update timeout; a restarted worker (a new actor) cannot join the
   old group: it gets the current version alone over a new two-member group with the same
   sender, and the next update opens a new group with every worker; a failed update restarts the

@@ -3,7 +3,8 @@
 The group never touches torch.distributed's default group (the learner ranks already have
 DeepSpeed's, the rollout workers must not get one): rank 0 serves a `TCPStore` on a free port
 of its node and every member builds its own `ProcessGroupGloo` (CPU) or `ProcessGroupNCCL`
-(CUDA) over that store. Same code for both backends; only gloo has been run.
+(CUDA) over that store. Same code for both backends; gloo runs in the tests, NCCL ran on one
+GPU with one member (`benchmarks/gpu_paths.py`: NCCL refuses two ranks on one GPU).
 
 One update on the wire (all broadcasts from rank 0):
 

@@ -7,7 +7,8 @@ sampling), evaluates the objective, and applies one optimizer step across all ra
 exports the full weights in buckets for the rollout engines (ZeRO-3 gathers one bucket at a time;
 every rank must take part in the gather, rank 0 returns the tensors) and saves / loads checkpoints.
 
-The process group is gloo on CPU and NCCL on GPUs (same code; only the CPU path has been run).
+The process group is gloo on CPU and NCCL on GPUs (same code; NCCL ran with one rank on an H200:
+`benchmarks/gpu_paths.py`).
 """
 
 from __future__ import annotations
