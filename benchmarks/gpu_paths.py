@@ -265,38 +265,21 @@ def check_collective_two_ranks(_args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _trajectories(data: Path, model_dir: Path) -> tuple[list[Any], list[Any]]:
-    """The dataset's prompts and their ground-truth answers as trajectories (as in the tests)."""
-    import numpy as np
+    """The dataset's prompts and their ground-truth answers as trajectories (the rows the driver
+    builds for SFT: `launch.step_logic.inject_ground_truth`)."""
     from transformers import AutoTokenizer
 
-    from rollout.batch import PromptSpec, Trajectory
-    from runtime.prompting import prompt_token_ids
+    from launch.step_logic import inject_ground_truth
+    from rollout.batch import PromptSpec, RolloutBatch
     from tvg.formats import read_samples
-    from tvg.prompts import get_prompt_style
     from tvg.video import VideoSettings
 
     samples = read_samples(data / "dataset" / "train.json", video_root=data / "dataset" / "videos")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    style = get_prompt_style("timelens")
     settings = VideoSettings(fps=1.0, max_frames=64)
-    prompts = [PromptSpec.from_sample(s, "timelens", settings) for s in samples]
-    trajectories = []
-    for index, (sample, spec) in enumerate(zip(samples, prompts, strict=True)):
-        answer = style.target_answer(*sample.spans[0])
-        ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        trajectories.append(
-            Trajectory(
-                prompt_index=index,
-                sample_index=0,
-                prompt_ids=prompt_token_ids(tokenizer, spec.query, "timelens"),
-                completion_ids=np.asarray(ids, np.int32),
-                logprobs=np.zeros(len(ids), np.float32),
-                finish_reason="stop",
-                text=answer,
-                is_ground_truth=True,
-            )
-        )
-    return prompts, trajectories
+    batch = RolloutBatch(prompts=[PromptSpec.from_sample(s, "timelens", settings) for s in samples])
+    inject_ground_truth(batch, tokenizer, tokenizer.eos_token_id, require_samples=False)
+    return batch.prompts, batch.trajectories
 
 
 def _learner(args: argparse.Namespace, stage: int) -> dict[str, Any]:
