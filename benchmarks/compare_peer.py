@@ -28,6 +28,21 @@ from benchmarks.summarize_runs import (
 )
 from launch.ledger import read_ledger
 
+STUDENTS = ("floor", "competent")
+
+
+def starting_student(assets: dict[str, Any], student: str = "floor") -> tuple[str, float]:
+    """The model a run starts from and its val mIoU, from the demo assets: "floor" = the prepared
+    warm start, "competent" = the SFT-warmed student `vopd prepare-demo` also builds."""
+    if student == "floor":
+        return str(assets["student"]), float(assets["metrics"]["student"]["val"]["mIoU"])
+    if student == "competent":
+        entry = assets.get("student_competent")
+        if not entry:
+            raise ValueError("the demo assets hold no competent student: re-run vopd prepare-demo")
+        return str(entry["model"]), float(entry["val"]["mIoU"])
+    raise ValueError(f"unknown student {student!r}; choose one of {', '.join(STUDENTS)}")
+
 
 def compare_row(records: list[dict[str, Any]], start: float, target: float) -> dict[str, Any]:
     """One run's line of the table, from its ledger records."""
@@ -69,15 +84,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="run folders holding metrics.jsonl")
     parser.add_argument("--assets", default="artifacts/demo/assets.json")
-    parser.add_argument("--start", type=float, default=None, help="default: the assets' student")
+    parser.add_argument("--start", type=float, default=None, help="default: --student's val mIoU")
+    parser.add_argument(
+        "--student", choices=STUDENTS, default="floor", help="the assets' student the runs began at"
+    )
     parser.add_argument("--target", type=float, default=None, help="default: the assets' teacher")
     parser.add_argument("--out", default=None, help="also write the table as JSON")
     args = parser.parse_args(argv)
     start, target = args.start, args.target
     if start is None or target is None:
-        metrics = json.loads(Path(args.assets).read_text())["metrics"]
-        start = metrics["student"]["val"]["mIoU"] if start is None else start
-        target = metrics["teacher"]["val"]["mIoU"] if target is None else target
+        assets = json.loads(Path(args.assets).read_text())
+        start = starting_student(assets, args.student)[1] if start is None else start
+        target = assets["metrics"]["teacher"]["val"]["mIoU"] if target is None else target
     rows = {
         Path(run).name: compare_row(read_ledger(Path(run) / "metrics.jsonl"), start, target)
         for run in args.runs

@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.compare_peer import compare_row, format_table
+from benchmarks.compare_peer import STUDENTS, compare_row, format_table, starting_student
 from launch.ledger import read_ledger
 
 STEP_RUN = re.compile(r"^steps_(?P<layout>.+)_r(?P<repeat>\d+)$")
@@ -34,8 +34,7 @@ def step_summary(records: list[dict[str, Any]], warmup: int = 3) -> dict[str, An
         return {}
     names = sorted({name for r in steps for name in r.get("time", {})} - {"eval", "checkpoint"})
     phases = {
-        name: round(statistics.median(r["time"].get(name, 0.0) for r in steps), 4)
-        for name in names
+        name: round(statistics.median(r["time"].get(name, 0.0) for r in steps), 4) for name in names
     }
     return {
         "steps": len(steps),
@@ -78,6 +77,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", default=None, help="write the JSON here")
     parser.add_argument("--assets", default="artifacts/demo/assets.json")
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument(
+        "--student",
+        choices=STUDENTS,
+        default="floor",
+        help="the student the series began at (layouts.sh: STUDENT=competent)",
+    )
     args = parser.parse_args(argv)
     out = Path(args.runs_dir)
     result: dict[str, Any] = {"steps": layout_steps(out, args.warmup)}
@@ -85,12 +90,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         shown = "-" if entry["spread"] is None else f"{100 * entry['spread']:.1f}%"
         print(f"{layout:10s} median step {entry['median_step_s']:.3f} s, spread {shown}")
         for name, run in entry["runs"].items():
-            print(f"  {name:24s} {run['median_step_s']:.3f} s  load {run['load_avg_1m']:.1f}  "
-                  + " ".join(f"{k}={v:.3f}" for k, v in run["phases"].items()))
+            print(
+                f"  {name:24s} {run['median_step_s']:.3f} s  load {run['load_avg_1m']:.1f}  "
+                + " ".join(f"{k}={v:.3f}" for k, v in run["phases"].items())
+            )
     series = sorted(p for p in out.iterdir() if p.is_dir() and p.name.startswith("series_"))
     if series:
-        metrics = json.loads(Path(args.assets).read_text())["metrics"]
-        start, target = metrics["student"]["val"]["mIoU"], metrics["teacher"]["val"]["mIoU"]
+        assets = json.loads(Path(args.assets).read_text())
+        start = starting_student(assets, args.student)[1]
+        target = assets["metrics"]["teacher"]["val"]["mIoU"]
         rows = {
             run.name: compare_row(read_ledger(run / "metrics.jsonl"), start, target)
             for run in series

@@ -18,6 +18,7 @@
 #        kind (colo2_vllm, colo2, colo2_torch, alternating), REPEATS (3) each: the sync's share
 #   bash benchmarks/layouts.sh series [OUT] [SEED] [LAYOUTS]  # 300 s of training per layout with
 #        val evaluation every 25 steps (the peer: every 20 s), for time to 50/80/90% of the gain
+#        (STUDENT=competent bash benchmarks/layouts.sh series ...: from the competent student)
 # then: .venv/bin/python benchmarks/layout_report.py OUT
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +26,15 @@ MODE=${1:-steps}
 OUT=${2:-artifacts/layouts}
 mkdir -p "$OUT"
 D=artifacts/demo/data
-COMMON=(model.student=artifacts/demo/student model.teacher=artifacts/demo/teacher
+# STUDENT=competent starts every run from the SFT-warmed student (the peer too; then
+# layout_report.py --student competent).
+STUDENT=${STUDENT:-floor}
+case "$STUDENT" in
+  floor) STUDENT_DIR=artifacts/demo/student ;;
+  competent) STUDENT_DIR=artifacts/demo/student_competent ;;
+  *) echo "STUDENT must be floor or competent, got '$STUDENT'" >&2; exit 2 ;;
+esac
+COMMON=(model.student=$STUDENT_DIR model.teacher=artifacts/demo/teacher
   "data.train=$D/train.json" "data.val=$D/val.json" "data.test=$D/test.json"
   "data.video_root=$D/videos" checkpoint.every_steps=100000)
 declare -A LAYOUT=(
@@ -66,7 +75,7 @@ elif [ "$MODE" = series ]; then
       [ -f "$OUT/series_peer_s$SEED/summary.json" ] && continue
       echo "=== series_peer_s$SEED $(date +%T)"
       .venv/bin/python benchmarks/trl_peer.py --out "$OUT/series_peer_s$SEED" --seed "$SEED" \
-        --budget-s 300 > "$OUT/series_peer_s$SEED.log" 2>&1
+        --student "$STUDENT" --budget-s 300 > "$OUT/series_peer_s$SEED.log" 2>&1
       echo "=== series_peer_s$SEED rc=$? $(date +%T)"
     else
       run "series_${layout}_s$SEED" "$layout" trainer.seed="$SEED" trainer.budget_s=300 \

@@ -60,6 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import torch
 
+from benchmarks.compare_peer import STUDENTS, starting_student
 from benchmarks.summarize_runs import eval_points, median_times, time_to_gain
 from launch.ledger import Ledger, PhaseTimer
 from runtime.hf_scoring import masked_log_softmax
@@ -153,6 +154,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval-every-s", type=float, default=20.0)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--assets", default="artifacts/demo/assets.json")
+    parser.add_argument(
+        "--student", choices=STUDENTS, default="floor", help="the assets' student to start from"
+    )
     parser.add_argument("--loss-reduction", choices=LOSS_REDUCTIONS, default="batchmean")
     return parser.parse_args(argv)
 
@@ -179,8 +183,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     assets = json.loads(Path(args.assets).read_text())
     data = Path(assets["data"])
+    student_dir, ref_start = starting_student(assets, args.student)
     overrides = [
-        f"model.student={assets['student']}",
+        f"model.student={student_dir}",
         f"model.teacher={assets['teacher']}",
         f"data.train={data / 'train.json'}",
         f"data.val={data / 'val.json'}",
@@ -366,7 +371,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     points = eval_points(records)
     reference = assets["metrics"]
-    ref_start = float(reference["student"]["val"]["mIoU"])
     teacher_miou = float(reference["teacher"]["val"]["mIoU"])
     summary = {
         "peer": "trl GKD pieces, single process",
@@ -381,6 +385,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "device": "cpu",
         "threads": threads,
         "seed": args.seed,
+        "student": args.student,
         "budget_s": budget,
         "lr": cfg.learner.lr,
         "prompts_per_step": cfg.trainer.prompts_per_step,

@@ -42,3 +42,20 @@ def test_layout_steps_groups_repeats_by_layout(tmp_path: Path) -> None:
     assert set(layouts) == {"colo2"}
     assert layouts["colo2"]["median_step_s"] == pytest.approx(1.05)
     assert layouts["colo2"]["spread"] == pytest.approx(0.1 / 1.05, abs=1e-3)
+
+
+def test_the_starting_student_comes_from_the_assets() -> None:
+    from benchmarks.compare_peer import starting_student
+
+    assets = {
+        "student": "artifacts/demo/student",
+        "metrics": {"student": {"val": {"mIoU": 12.9}}},
+        "student_competent": {"model": "artifacts/demo/student_competent", "val": {"mIoU": 60.6}},
+    }
+    assert starting_student(assets) == ("artifacts/demo/student", 12.9)
+    assert starting_student(assets, "competent") == ("artifacts/demo/student_competent", 60.6)
+    with pytest.raises(ValueError, match="choose one of floor, competent"):
+        starting_student(assets, "best")
+    del assets["student_competent"]
+    with pytest.raises(ValueError, match="no competent student"):
+        starting_student(assets, "competent")
