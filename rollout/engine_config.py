@@ -29,6 +29,9 @@ class EngineConfig:
     threads: torch / OpenMP threads of the engine's process. On 2-core machines one thread per
         process is fastest; a multi-threaded process competing with another thrashes.
     kv_cache_gib: vLLM CPU KV cache (VLLM_CPU_KVCACHE_SPACE); ignored on GPUs and by "hf".
+    kv_cache_bytes: the KV cache in bytes instead (vLLM's kv_cache_memory_bytes, which the whole
+        GiB of VLLM_CPU_KVCACHE_SPACE would override: the variable is left out while the engine
+        is built); None = kv_cache_gib. For engines that need less than 1 GiB.
     gpu_memory_utilization: vLLM's fraction of GPU memory (GPUs only).
     enforce_eager: skip CUDA graphs / compilation (start-up time matters more for tiny models).
     track_checksum: keep a digest of every weight tensor handed to the engine, so `checksum()`
@@ -47,6 +50,7 @@ class EngineConfig:
     max_model_len: int = 2048
     threads: int = 1
     kv_cache_gib: int = 1
+    kv_cache_bytes: int | None = None
     gpu_memory_utilization: float = 0.5
     enforce_eager: bool = True
     track_checksum: bool = True
@@ -64,6 +68,8 @@ class EngineConfig:
             )
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.kv_cache_bytes is not None and self.kv_cache_bytes < 1024 * 1024:
+            raise ValueError(f"kv_cache_bytes must be >= 1 MiB, got {self.kv_cache_bytes}")
         if self.max_model_len < 16:
             raise ValueError(f"max_model_len must be >= 16, got {self.max_model_len}")
 

@@ -34,10 +34,12 @@ the engine with "Encoder cache miss").
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -134,6 +136,17 @@ def _finish_reload(worker: Any) -> bool:
     return drop_derived_caches(worker)
 
 
+@contextlib.contextmanager
+def _env_left_out(name: str) -> Iterator[None]:
+    """Unset environment variable `name` inside the block (restored after)."""
+    value = os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        if value is not None:
+            os.environ[name] = value
+
+
 class VLLMEngine(TrackedWeights):
     """A seeded vLLM engine (in-process core) with sampling, bucketed weight updates, checksums.
 
@@ -159,7 +172,13 @@ class VLLMEngine(TrackedWeights):
             kwargs["max_num_seqs"] = config.max_num_seqs
         if config.max_num_batched_tokens is not None:
             kwargs["max_num_batched_tokens"] = config.max_num_batched_tokens
-        with cpu_linear_kernels(config.cpu_linear):
+        exact_kv = config.kv_cache_bytes is not None
+        if exact_kv:
+            kwargs["kv_cache_memory_bytes"] = config.kv_cache_bytes
+        with (
+            cpu_linear_kernels(config.cpu_linear),
+            _env_left_out("VLLM_CPU_KVCACHE_SPACE") if exact_kv else contextlib.nullcontext(),
+        ):
             self.llm = LLM(
                 model=config.model,
                 dtype=config.dtype,

@@ -13,6 +13,9 @@ from tvg.video import VideoSettings
 VIDEO_SETTINGS = VideoSettings(fps=1.0, max_frames=64)
 
 
+STUDENT_KV_CACHE_BYTES = 256 * 1024 * 1024
+
+
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A level-1 synthetic dataset (real mp4 files): 8 train, 6 test videos."""
@@ -47,7 +50,12 @@ def student_engines(tiny_models_dir: Path):
 
     def get(kind: str) -> VLLMEngine:
         if kind not in engines:
-            engines[kind] = VLLMEngine(EngineConfig(model=model, threads=2, cpu_linear=kind))
+            # 256 MiB of KV cache each (~500k tokens of the tiny model) rather than 1 GiB: the
+            # engines live for the whole session.
+            config = EngineConfig(
+                model=model, threads=2, cpu_linear=kind, kv_cache_bytes=STUDENT_KV_CACHE_BYTES
+            )
+            engines[kind] = VLLMEngine(config)
         return engines[kind]
 
     return get

@@ -247,10 +247,8 @@ def test_vision_tower_update_is_picked_up_and_frozen_skip_keeps_it(
     assert _greedy(student_engine, specs)[0] == before_tokens
 
 
-def test_cpu_linear_chooses_the_kernels_and_how_updates_load(
-    student_engines, synth_specs
-) -> None:
-    """"onednn" packs the linear layers and keeps their weights (updates are copies + repacks),
+def test_cpu_linear_chooses_the_kernels_and_how_updates_load(student_engines, synth_specs) -> None:
+    """ "onednn" packs the linear layers and keeps their weights (updates are copies + repacks),
     "torch" keeps plain weights on torch's linear (copies), "vllm" is vLLM's own packing without
     the weights (updates through its layer-wise reload); the same greedy tokens from all."""
     import torch
@@ -306,3 +304,20 @@ def test_seeded_calls_repeat_exactly_whatever_came_before(student_engine, synth_
     assert again == first
     assert other != first
     assert len({tuple(t) for t in first}) > 1  # samples within the call still differ
+
+
+def test_the_kv_cache_is_the_size_asked_for(student_engine, tiny_models_dir: Path) -> None:
+    """`EngineConfig.kv_cache_bytes` sets vLLM's KV cache exactly (the shared engines ask for
+    256 MiB), although VLLM_CPU_KVCACHE_SPACE (whole GiB) is set in this process."""
+    import json
+    import os
+
+    text = json.loads((tiny_models_dir / STUDENT / "config.json").read_text())["text_config"]
+    per_token = 2 * text["num_hidden_layers"] * text["num_key_value_heads"] * text["head_dim"] * 4
+    cache = student_engine.llm.llm_engine.vllm_config.cache_config
+    asked = student_engine.config.kv_cache_bytes
+    assert asked is not None and asked < 1024**3
+    assert cache.num_gpu_blocks * cache.block_size * per_token == asked
+    assert os.environ.get("VLLM_CPU_KVCACHE_SPACE") == "1"  # restored after the build
+    with pytest.raises(ValueError, match="kv_cache_bytes must be >= 1 MiB"):
+        EngineConfig(model="m", kv_cache_bytes=1024)
