@@ -60,14 +60,16 @@ BUCKET_BYTES = 256 * 1024 * 1024
 
 def device_type() -> str:
     """ "cuda" when this process sees a GPU, else "cpu" (the `--allow-cpu` dry run)."""
-    import torch
+    from runtime.hf_compat import inference_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return inference_device().type
 
 
 def backend() -> str:
     """The weight group's backend for `device_type()`."""
-    return "nccl" if device_type() == "cuda" else "gloo"
+    from runtime.collective import default_backend
+
+    return default_backend(device_type() == "cuda")
 
 
 def synchronize() -> None:

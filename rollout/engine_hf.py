@@ -41,7 +41,7 @@ from rollout.weight_sync import (
     WeightUpdateResult,
 )
 from runtime.hf_compat import inference_device, load_hf_model
-from runtime.hf_scoring import ScoringItem, completion_log_probs
+from runtime.hf_scoring import ScoringItem, completion_log_probs, inputs_on_model_device
 from runtime.prompting import prompt_text, vision_placeholder_ids
 from tvg.frame_cache import FrameCache
 
@@ -160,8 +160,7 @@ class HFEngine(TrackedWeights):
             )
         if sampling.ignore_eos:
             kwargs["min_new_tokens"] = max_new
-        device = self.model.device
-        inputs = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+        inputs = inputs_on_model_device(self.model, inputs)
         with torch.no_grad():
             sequences = self.model.generate(**inputs, **kwargs)
         new_tokens = sequences[:, inputs["input_ids"].shape[1] :].tolist()

@@ -112,6 +112,15 @@ def masked_log_softmax(
     return torch.log_softmax(scaled, dim=-1)
 
 
+def inputs_on_model_device(model: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+    """`inputs` with every tensor moved to the model's device when that is not the CPU (a GPU
+    learner, teacher or engine: inputs follow); unchanged otherwise."""
+    device = model_device(model)
+    if device is None or device.type == "cpu":
+        return inputs
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+
+
 def model_device(model: Any) -> torch.device | None:
     """Where a model (a transformers model or a DeepSpeed engine) keeps its weights."""
     device = getattr(model, "device", None)
@@ -203,11 +212,7 @@ def completion_log_probs(
     batch = build_hf_batch(processor, items)
     banned = vision_placeholder_ids(processor.tokenizer)
     num_tokens = len(processor.tokenizer)
-    device = model_device(model)
-    if device is not None and device.type != "cpu":  # GPU learner / reference: inputs follow
-        batch.inputs = {
-            k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.inputs.items()
-        }
+    batch.inputs = inputs_on_model_device(model, batch.inputs)
     if completion_logits_only:
         rows, cols = completion_positions(batch)
         with lm_head_only_at(model, rows, cols):

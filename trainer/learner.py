@@ -170,14 +170,15 @@ class Learner:
         import deepspeed
         from transformers import AutoProcessor
 
-        from runtime.hf_compat import load_hf_model
+        from runtime.collective import default_backend
+        from runtime.hf_compat import inference_device, load_hf_model
         from trainer.ds_config import deepspeed_config
         from trainer.lr_schedule import lr_multiplier
         from tvg.frame_cache import FrameCache
 
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        backend = default_backend(torch.cuda.is_available())
         # Where this rank's tensors for the default group live (NCCL takes only CUDA tensors).
-        self.collective_device = torch.device("cuda" if backend == "nccl" else "cpu")
+        self.collective_device = inference_device()
         deepspeed.init_distributed(dist_backend=backend)
         dtype = torch.bfloat16 if settings.precision == "bf16" else torch.float32
         model = load_hf_model(settings.model_dir, dtype=dtype)
