@@ -77,6 +77,28 @@ def time_to_gain(
     return out
 
 
+def gain_bracket(
+    points: list[tuple[float, float]],
+    start: float,
+    target: float,
+    fractions: tuple[float, ...] = GAIN_FRACTIONS,
+) -> dict[str, list[float] | None]:
+    """Per fraction f, the interval (seconds of the last eval point below start + f * (target -
+    start) before the first point at or above it, that first point's seconds]: where the run
+    crossed the level, whatever its evaluation grid (0.0 as the lower end when the first point
+    already reaches it; None where no point does). `target` must exceed `start`."""
+    reached = time_to_gain(points, start, target, fractions)
+    ordered = sorted(points)
+    out: dict[str, list[float] | None] = {}
+    for label, hit in reached.items():
+        if hit is None:
+            out[label] = None
+            continue
+        below = [t for t, _ in ordered if t < hit]
+        out[label] = [below[-1] if below else 0.0, hit]
+    return out
+
+
 def summarise(run: Path) -> dict:
     """The summary of one run directory (its config.yaml and metrics.jsonl)."""
     import yaml

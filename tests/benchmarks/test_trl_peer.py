@@ -66,6 +66,19 @@ def test_a_dip_after_the_level_does_not_move_the_time() -> None:
     assert summ.time_to_gain(points, 0.0, 100.0, (0.5,)) == {"50%": 1.0}
 
 
+def test_gain_bracket_is_the_last_point_below_and_the_first_at_each_level() -> None:
+    # start 20, teacher 100: levels 60, 84, 92; the 80% level is crossed between 3 s and 5 s.
+    points = [(5.0, 92.0), (0.0, 20.0), (3.0, 65.0), (4.0, 50.0)]
+    assert summ.gain_bracket(points, 20.0, 100.0) == {
+        "50%": [0.0, 3.0],
+        "80%": [4.0, 5.0],
+        "90%": [4.0, 5.0],
+    }
+    # reached at the first point: the lower end is the start (0 s); never reached: None.
+    assert summ.gain_bracket([(2.0, 95.0)], 20.0, 100.0)["90%"] == [0.0, 2.0]
+    assert summ.gain_bracket([(0.0, 20.0), (9.0, 59.9)], 20.0, 100.0)["50%"] is None
+
+
 def test_median_times_over_training_steps_and_clock() -> None:
     medians = summ.median_times(_records())
     assert medians["generate"] == 0.5
@@ -79,6 +92,7 @@ def test_compare_row_and_table() -> None:
     row = compare.compare_row(_records(), 20.0, 100.0)
     assert row["steps"] == 4 and row["train_seconds"] == 5.0
     assert row["time_to_gain"] == {"50%": 3.0, "80%": 5.0, "90%": 5.0}
+    assert row["time_to_gain_bracket"]["80%"] == [3.0, 5.0]
     assert row["final_val_mIoU"] == 92.0 and row["best_val_mIoU"] == 92.0
     table = compare.format_table({"peer": row})
     assert "t50%" in table.splitlines()[0]
