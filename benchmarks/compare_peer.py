@@ -21,11 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.summarize_runs import (
     GAIN_FRACTIONS,
+    bracket_hits,
     eval_points,
     gain_bracket,
     gain_label,
     median_times,
-    time_to_gain,
 )
 from launch.ledger import read_ledger
 
@@ -49,11 +49,12 @@ def compare_row(records: list[dict[str, Any]], start: float, target: float) -> d
     """One run's line of the table, from its ledger records."""
     points = eval_points(records)
     steps = [r for r in records if r.get("step", 0) > 0]
+    brackets = gain_bracket(points, start, target)
     return {
         "steps": steps[-1]["step"] if steps else 0,
         "train_seconds": round(steps[-1].get("train_seconds", 0.0), 1) if steps else 0.0,
-        "time_to_gain": time_to_gain(points, start, target),
-        "time_to_gain_bracket": gain_bracket(points, start, target),
+        "time_to_gain": bracket_hits(brackets),
+        "time_to_gain_bracket": brackets,
         "final_val_mIoU": round(points[-1][1], 2) if points else None,
         "best_val_mIoU": round(max(v for _, v in points), 2) if points else None,
         "median_step_seconds": median_times(records),

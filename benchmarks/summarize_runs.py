@@ -67,14 +67,7 @@ def time_to_gain(
 ) -> dict[str, float | None]:
     """Training seconds of the first eval point whose mIoU reaches start + f * (target - start),
     per fraction f (None where no point reaches it). `target` must exceed `start`."""
-    if not target > start:
-        raise ValueError(f"the target mIoU {target} must exceed the start {start}")
-    ordered = sorted(points)
-    out: dict[str, float | None] = {}
-    for fraction in fractions:
-        level = start + fraction * (target - start)
-        out[gain_label(fraction)] = next((t for t, v in ordered if v >= level), None)
-    return out
+    return bracket_hits(gain_bracket(points, start, target, fractions))
 
 
 def gain_bracket(
@@ -83,20 +76,29 @@ def gain_bracket(
     target: float,
     fractions: tuple[float, ...] = GAIN_FRACTIONS,
 ) -> dict[str, list[float] | None]:
-    """Per fraction f, the interval (seconds of the last eval point below start + f * (target -
-    start) before the first point at or above it, that first point's seconds]: where the run
-    crossed the level, whatever its evaluation grid (0.0 as the lower end when the first point
-    already reaches it; None where no point does). `target` must exceed `start`."""
-    reached = time_to_gain(points, start, target, fractions)
+    """Per fraction f, the interval (seconds of the last eval point before the first one at or
+    above start + f * (target - start), that first point's seconds]: where the run crossed the
+    level, whatever its evaluation grid (0.0 as the lower end when the first point already
+    reaches it; None where no point does). `target` must exceed `start`."""
+    if not target > start:
+        raise ValueError(f"the target mIoU {target} must exceed the start {start}")
     ordered = sorted(points)
     out: dict[str, list[float] | None] = {}
-    for label, hit in reached.items():
-        if hit is None:
-            out[label] = None
-            continue
-        below = [t for t, _ in ordered if t < hit]
-        out[label] = [below[-1] if below else 0.0, hit]
+    for fraction in fractions:
+        level = start + fraction * (target - start)
+        out[gain_label(fraction)] = None
+        before = 0.0
+        for t, v in ordered:
+            if v >= level:
+                out[gain_label(fraction)] = [before, t]
+                break
+            before = t
     return out
+
+
+def bracket_hits(brackets: dict[str, list[float] | None]) -> dict[str, float | None]:
+    """The upper ends of `gain_bracket`'s intervals: the time to each level (None: never)."""
+    return {label: None if bracket is None else bracket[1] for label, bracket in brackets.items()}
 
 
 def summarise(run: Path) -> dict:
