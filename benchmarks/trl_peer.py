@@ -62,8 +62,9 @@ import torch
 
 from benchmarks.compare_peer import STUDENTS, starting_student
 from benchmarks.summarize_runs import eval_points, median_times, time_to_gain
-from launch.ledger import Ledger, PhaseTimer
+from launch.ledger import Ledger
 from runtime.hf_scoring import masked_log_softmax
+from runtime.timing import PhaseTimer
 from trainer.lr_schedule import budget_progress, lr_multiplier
 
 BENCH_EXTRA = "bench"

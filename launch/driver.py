@@ -31,7 +31,7 @@ from launch.checkpoints import (
 from launch.config import RunConfig, config_to_yaml
 from launch.faults import FaultInjector
 from launch.flops import learner_flops, measure_matmul_peak, mfu
-from launch.ledger import Ledger, PhaseTimer
+from launch.ledger import Ledger
 from launch.placement import ACTOR_NAMES, NodeLostError, Placement
 from launch.step_logic import (
     assign_advantages,
@@ -41,6 +41,7 @@ from launch.step_logic import (
     inject_ground_truth,
 )
 from launch.tiny_models.build import count_head_parameters, count_parameters
+from runtime.timing import PhaseTimer
 from trainer.lr_schedule import budget_progress, run_progress
 from trainer.objectives.registry import get_objective_spec
 
@@ -551,7 +552,9 @@ class Driver:
             sampled = [t for t in batch.trajectories if not t.is_ground_truth]
             every = cfg.trainer.mismatch_every
             if sampled and every and (self.step + 1) % every == 0:
-                rows = self.learners.log_probs(batch.prompts, batch.trajectories)
+                rows = self.learners.log_probs(
+                    batch.prompts, batch.trajectories, sampled_by=batch.sampled_by
+                )
                 learner_lp = [r["logprobs"] for r in rows]
                 entropy = float(np.concatenate([r["entropy"] for r in rows]).mean())
             # Dynamic filtering can drop every group (all rewards equal): no update this step.
@@ -564,6 +567,7 @@ class Driver:
                         objective,
                         options,
                         time_progress=self._budget_progress(),
+                        sampled_by=batch.sampled_by,
                     )
                 )
             learner_s = time.perf_counter() - t_learner
@@ -643,6 +647,7 @@ class Driver:
         record["staleness"] = self.step - 1 - sampled_version
         if "rollout_s" in batch.timings:  # sampling's own span (ahead: mostly hidden by training)
             record["rollout_sample_s"] = batch.timings["rollout_s"]
+            record.update(rollout_parts(batch.timings))
         if self.last_sync_checksum:
             record["sync_checksum"] = self.last_sync_checksum
         if evaluating:
@@ -1077,7 +1082,8 @@ def update_summary(updates: list[list[Any]]) -> dict[str, Any]:
     grad-norm averaged over updates, whether any was skipped, tokens per update, and the
     learner's loss metrics (clip fraction, importance ratio, KL to the reference, ...) as the
     step-global value of each update (ranks summed: each rank's value is already weighted by its
-    share), averaged over updates, under "learner"."""
+    share), averaged over updates, under "learner"; the slowest rank's seconds ("learner_rank_s")
+    and parts ("learner_parts"), summed over updates."""
     results = [r for update in updates for r in update]
     out: dict[str, Any] = {
         "updates": len(updates),
@@ -1093,7 +1099,35 @@ def update_summary(updates: list[list[Any]]) -> dict[str, Any]:
                 learner[key] = learner.get(key, 0.0) + float(value) / len(updates)
     if learner:
         out["learner"] = learner
+    if updates:
+        # Where the learner phase went, summed over the step's updates: the slowest rank's
+        # seconds inside its train_step (the phase's rest is the driver's calls and Ray's
+        # round trips) and each part's seconds on the slowest rank of each update.
+        out["learner_rank_s"] = float(sum(max(r.seconds for r in u) for u in updates))
+        parts: dict[str, float] = {}
+        for update in updates:
+            slowest = max(update, key=lambda r: r.seconds)
+            for key, value in slowest.parts.items():
+                parts[key] = parts.get(key, 0.0) + float(value)
+        if parts:
+            out["learner_parts"] = parts
     return out
+
+
+def rollout_parts(timings: dict[str, float]) -> dict[str, Any]:
+    """Where the rollout's span went, on its slowest worker (by round trip): "prepare" (frames,
+    prompt ids), "generate" (the engine's sampling), "engine" (its whole `sample` call) and
+    "round_trip" (the driver's call to its answer; the rest is Ray and the gather), as
+    "rollout_parts"; nothing when the batch carries no per-worker timings."""
+    suffix = "_round_trip_s"
+    workers = sorted(k[: -len(suffix)] for k in timings if k.endswith(suffix))
+    if not workers:
+        return {}
+    slowest = max(workers, key=lambda w: timings[f"{w}_round_trip_s"])
+    names = {"prepare": "prepare_s", "generate": "generate_s", "engine": "sample_s"}
+    parts = {name: float(timings.get(f"{slowest}_{key}", 0.0)) for name, key in names.items()}
+    parts["round_trip"] = float(timings[f"{slowest}_round_trip_s"])
+    return {"rollout_parts": parts}
 
 
 def engine_config(config: RunConfig, model: str, threads: int = 1) -> Any:

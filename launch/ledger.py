@@ -9,32 +9,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-
-class PhaseTimer:
-    """Accumulates wall-clock seconds per named phase (rollout, teacher, learner, sync, ...)."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        """Time the enclosed block and add it to `name`."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
-
-    def reset(self) -> dict[str, float]:
-        """Return the accumulated times and start again from zero."""
-        out, self.seconds = self.seconds, {}
-        return out
 
 
 def _jsonable(value: Any) -> Any:

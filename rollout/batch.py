@@ -142,6 +142,10 @@ class RolloutBatch:
     trajectories: list[Trajectory] = field(default_factory=list)
     skipped: list[SkippedPrompt] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    # Which rollout worker sampled each prompt (prompt index -> worker index), as the group
+    # gathered it; empty when nothing was sampled through a group. The learner keeps a
+    # worker's rows on one rank where it can (`trainer.learner_group.affine_shares`).
+    sampled_by: dict[int, int] = field(default_factory=dict)
 
     def group(self, prompt_index: int) -> list[Trajectory]:
         """The trajectories of one prompt, in sample order."""

@@ -271,6 +271,7 @@ class RolloutGroup(ActorGroup):
         prompts, n, sampling = pending.prompts, pending.n, pending.sampling
         tasks, t0 = pending.tasks, pending.started
         parts: list[RolloutBatch] = []
+        sampled_by: dict[int, int] = {}
         timings: dict[str, dict[str, float]] = {}
         while tasks:
             self.in_flight = {t.worker: t.started for t in tasks.values()}
@@ -295,10 +296,13 @@ class RolloutGroup(ActorGroup):
                 self._retry(task, f"{type(exc).__name__}: {exc}", tasks, prompts, n, sampling)
                 continue
             parts.append(part)
+            sampled_by.update(dict.fromkeys(task.indices, task.worker))
             if on_part is not None:
                 on_part(part)
             timings[f"worker{task.worker}"] = {
                 "sample_s": part.timings.get("sample_s", 0.0),
+                "prepare_s": part.timings.get("prepare_s", 0.0),
+                "generate_s": part.timings.get("generate_s", 0.0),
                 "round_trip_s": time.perf_counter() - task.started,
                 "prompts": float(len(task.indices)),
                 "tokens": float(part.num_generated_tokens),
@@ -306,10 +310,12 @@ class RolloutGroup(ActorGroup):
             }
         self.in_flight = {}
         batch = RolloutBatch.merge(parts, prompts)
+        batch.sampled_by = dict(sorted(sampled_by.items()))
         batch.skipped.sort(key=lambda s: s.prompt_index)
         batch.timings = {"rollout_s": time.perf_counter() - t0}
         for name, values in sorted(timings.items()):
-            batch.timings[f"{name}_sample_s"] = values["sample_s"]
+            for key in ("sample_s", "prepare_s", "generate_s", "round_trip_s"):
+                batch.timings[f"{name}_{key}"] = values[key]
             batch.timings[f"{name}_tokens"] = values["tokens"]
         self.last_timings = timings
         return batch

@@ -42,28 +42,32 @@ class HFBatch:
 
 
 def build_hf_batch(processor: Any, items: Sequence[ScoringItem]) -> HFBatch:
-    """Build right-padded model inputs (expanded prompt + completion ids) for a batch of items."""
+    """Build right-padded model inputs (expanded prompt + completion ids) for a batch of items.
+
+    One processor call for the whole batch (the same ids and pixel values as one call per item,
+    tested; the per-call overhead of the processor's keyword handling is paid once)."""
     tokenizer = processor.tokenizer
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    texts = [prompt_text(tokenizer, item.query, item.prompt_style) for item in items]
+    vision = [item.vision.hf_processor_kwargs() for item in items]
+    videos = [frames for kwargs in vision for frames in kwargs["videos"]]
+    metadata = [meta for kwargs in vision for meta in kwargs["video_metadata"]]
+    options = {k: v for k, v in vision[0].items() if k not in ("videos", "video_metadata")}
+    for kwargs in vision[1:]:
+        if {k: v for k, v in kwargs.items() if k not in ("videos", "video_metadata")} != options:
+            raise ValueError("build_hf_batch: items need the same processor options in one batch")
+    encoded = processor(text=texts, videos=videos, video_metadata=metadata, **options)
     rows: list[list[int]] = []
     type_rows: list[list[int]] = []
-    pixel_values: list[torch.Tensor] = []
-    grids: list[torch.Tensor] = []
-    seconds: list[torch.Tensor] = []
     prompt_lengths: list[int] = []
-    for item in items:
-        text = prompt_text(tokenizer, item.query, item.prompt_style)
-        encoded = processor(text=[text], return_tensors="pt", **item.vision.hf_processor_kwargs())
-        prompt_ids = encoded["input_ids"][0].tolist()
+    types = encoded.get("mm_token_type_ids")
+    for i, item in enumerate(items):
+        prompt_ids = [int(t) for t in encoded["input_ids"][i]]
         completion = [int(t) for t in item.completion_ids]
         rows.append(prompt_ids + completion)
         prompt_lengths.append(len(prompt_ids))
-        if "mm_token_type_ids" in encoded:
-            type_rows.append(encoded["mm_token_type_ids"][0].tolist() + [0] * len(completion))
-        pixel_values.append(encoded["pixel_values_videos"])
-        grids.append(encoded["video_grid_thw"])
-        if "second_per_grid_ts" in encoded:
-            seconds.append(torch.as_tensor(encoded["second_per_grid_ts"]).reshape(-1))
+        if types is not None:
+            type_rows.append([int(t) for t in types[i]] + [0] * len(completion))
     width = max(len(r) for r in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     attention = torch.zeros((len(rows), width), dtype=torch.long)
@@ -73,16 +77,16 @@ def build_hf_batch(processor: Any, items: Sequence[ScoringItem]) -> HFBatch:
     inputs: dict[str, torch.Tensor] = {
         "input_ids": input_ids,
         "attention_mask": attention,
-        "pixel_values_videos": torch.cat(pixel_values, dim=0),
-        "video_grid_thw": torch.cat(grids, dim=0),
+        "pixel_values_videos": torch.as_tensor(encoded["pixel_values_videos"]),
+        "video_grid_thw": torch.as_tensor(encoded["video_grid_thw"]),
     }
     if type_rows:
-        types = torch.zeros((len(rows), width), dtype=torch.int32)
+        types_tensor = torch.zeros((len(rows), width), dtype=torch.int32)
         for i, row in enumerate(type_rows):
-            types[i, : len(row)] = torch.tensor(row, dtype=torch.int32)
-        inputs["mm_token_type_ids"] = types
-    if seconds:
-        inputs["second_per_grid_ts"] = torch.cat(seconds)
+            types_tensor[i, : len(row)] = torch.tensor(row, dtype=torch.int32)
+        inputs["mm_token_type_ids"] = types_tensor
+    if "second_per_grid_ts" in encoded:
+        inputs["second_per_grid_ts"] = torch.as_tensor(encoded["second_per_grid_ts"]).reshape(-1)
     return HFBatch(
         inputs=inputs,
         prompt_lengths=prompt_lengths,
@@ -209,14 +213,36 @@ def completion_log_probs(
     former path, kept for comparison: same results to float tolerance, far more memory with a
     long prompt and a large vocabulary).
     """
-    batch = build_hf_batch(processor, items)
+    return batch_log_probs(
+        model,
+        processor,
+        build_hf_batch(processor, items),
+        temperature=temperature,
+        top_k=top_k,
+        return_rows=return_rows,
+        completion_logits_only=completion_logits_only,
+    )
+
+
+def batch_log_probs(
+    model: Any,
+    processor: Any,
+    batch: HFBatch,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    return_rows: bool = False,
+    completion_logits_only: bool = True,
+) -> list[dict[str, torch.Tensor]]:
+    """`completion_log_probs` of a batch already built by `build_hf_batch`: one processor pass
+    can then serve two models with the same processor settings (the student and a co-located
+    teacher); `batch` is not modified."""
     banned = vision_placeholder_ids(processor.tokenizer)
     num_tokens = len(processor.tokenizer)
-    batch.inputs = inputs_on_model_device(model, batch.inputs)
+    inputs = inputs_on_model_device(model, batch.inputs)
     if completion_logits_only:
         rows, cols = completion_positions(batch)
         with lm_head_only_at(model, rows, cols):
-            packed = model(**batch.inputs, use_cache=False).logits
+            packed = model(**inputs, use_cache=False).logits
         if packed.shape[:-1] != rows.shape:
             raise RuntimeError(
                 f"{type(model).__name__}: expected logits for {rows.numel()} positions from its "
@@ -224,7 +250,7 @@ def completion_log_probs(
             )
         per_item = list(packed.split(batch.completion_lengths))
     else:
-        logits = model(**batch.inputs, use_cache=False).logits
+        logits = model(**inputs, use_cache=False).logits
         # The logit at position j predicts token j + 1.
         per_item = [
             logits[i, p_len - 1 : p_len - 1 + c_len]
@@ -237,7 +263,7 @@ def completion_log_probs(
         zip(per_item, batch.prompt_lengths, batch.completion_lengths, strict=True)
     ):
         log_probs = masked_log_softmax(step_logits, banned, temperature, num_tokens)
-        targets = batch.inputs["input_ids"][i, p_len : p_len + c_len]
+        targets = inputs["input_ids"][i, p_len : p_len + c_len]
         with torch.no_grad():
             # Entropy of the (masked) distribution at each completion position.
             probs = log_probs.exp()

@@ -11,7 +11,6 @@ every learner rank. The teacher's values reach the loss under the same names the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 
@@ -37,19 +36,20 @@ class ColocatedTeacher:
         self.signal = signal
         self.top_k = top_k if signal == "topk" else 0
 
-    def score(self, processor: Any, items: Sequence[Any]) -> list[dict[str, Any]]:
-        """Per item: "teacher_logprobs" (T,), and "teacher_topk_ids" / "teacher_topk_logprobs"
-        (T, k) for a top-k signal, or "teacher_rows" (T, V) for the full distribution; no
-        gradient."""
+    def score(self, processor: Any, batch: Any) -> list[dict[str, Any]]:
+        """Per item of a batch built by `runtime.hf_scoring.build_hf_batch` (the learner's own:
+        one processor pass serves the student's forward and the teacher's): "teacher_logprobs"
+        (T,), and "teacher_topk_ids" / "teacher_topk_logprobs" (T, k) for a top-k signal, or
+        "teacher_rows" (T, V) for the full distribution; no gradient."""
         import torch
 
-        from runtime.hf_scoring import completion_log_probs
+        from runtime.hf_scoring import batch_log_probs
 
         with torch.no_grad():
-            scores = completion_log_probs(
+            scores = batch_log_probs(
                 self.model,
                 processor,
-                items,
+                batch,
                 temperature=self.temperature,
                 top_k=self.top_k,
                 return_rows=self.signal == "full",
@@ -64,7 +64,6 @@ class ColocatedTeacher:
                 entry["teacher_rows"] = score["rows"]
             out.append(entry)
         return out
-
 
 def check_colocated_teacher(student_dir: str, teacher_dir: str) -> None:
     """Start-up check of a co-located teacher: the same tokenizer and vision-input settings as

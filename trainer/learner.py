@@ -22,7 +22,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -137,6 +137,10 @@ class StepResult:
     # Prompt + completion tokens of this rank's rows as the forward ran them (vision tokens
     # expanded; filler rows excluded): the learner FLOPs model's token count.
     num_input_tokens: int = 0
+    # Seconds of the step's parts on this rank: "inputs" (frames + processor), "student_forward",
+    # "teacher_forward" (a co-located teacher), "loss", "backward" (with ZeRO's gradient
+    # reduction), "optimizer"; `seconds` minus their sum is the rank's own bookkeeping.
+    parts: dict[str, float] = field(default_factory=dict)
 
 
 class Learner:
@@ -322,11 +326,16 @@ class Learner:
         """
         import torch
 
-        from runtime.hf_scoring import completion_log_probs
+        from runtime.hf_scoring import batch_log_probs, build_hf_batch
+        from runtime.timing import PhaseTimer
         from trainer.objectives.registry import get_objective_spec
         from trainer.step_loss import step_loss
 
         t0 = time.perf_counter()
+        # The step's parts on this rank (StepResult.parts); on a GPU each reading waits for the
+        # device, so asynchronous kernels are charged to the part that launched them.
+        on_gpu = self.collective_device.type == "cuda"
+        timer = PhaseTimer(torch.cuda.synchronize if on_gpu else None)
         needs_rows = get_objective_spec(objective).needs_rows
         lr = self.current_lr()
         self.time_progress = float(time_progress)
@@ -345,16 +354,19 @@ class Learner:
                     stacklevel=1,
                 )
                 finite = False
-            items = self._scoring_items(prompts, clean)
-            scores = completion_log_probs(
-                self.engine,
-                self.processor,
-                items,
-                temperature=self.settings.temperature,
-                return_rows=needs_rows,
-            )
+            with timer.phase("inputs"):  # frames (cached) and the processor, once per chunk
+                batch = build_hf_batch(self.processor, self._scoring_items(prompts, clean))
+            with timer.phase("student_forward"):
+                scores = batch_log_probs(
+                    self.engine,
+                    self.processor,
+                    batch,
+                    temperature=self.settings.temperature,
+                    return_rows=needs_rows,
+                )
             if self.teacher is not None:  # the teacher's forward here, on the same inputs
-                teacher_scores = self.teacher.score(self.processor, items)
+                with timer.phase("teacher_forward"):
+                    teacher_scores = self.teacher.score(self.processor, batch)
                 for score, teacher in zip(scores, teacher_scores, strict=True):
                     score.update(teacher)
             if weight:
@@ -362,26 +374,30 @@ class Learner:
                     int(score["prompt_tokens"]) + t.num_completion_tokens
                     for score, t in zip(scores, clean, strict=True)
                 )
-            loss, metrics = step_loss(objective, clean, scores, objective_kwargs, totals)
-            # Filler chunks (and a skipped step) still run the same passes, with no effect.
-            loss = loss * (weight if finite else 0.0) * self.world_size
-            finite = finite and bool(torch.isfinite(loss.detach()))
-            self.engine.backward(loss)
+            with timer.phase("loss"):
+                loss, metrics = step_loss(objective, clean, scores, objective_kwargs, totals)
+                # Filler chunks (and a skipped step) still run the same passes, with no effect.
+                loss = loss * (weight if finite else 0.0) * self.world_size
+                finite = finite and bool(torch.isfinite(loss.detach()))
+            # The last chunk's backward also reduces the gradients across the ranks (ZeRO).
+            with timer.phase("backward"):
+                self.engine.backward(loss)
             total_loss += float(loss.detach()) / self.world_size
             for key, value in metrics.items():
                 metrics_sum[key] = metrics_sum.get(key, 0.0) + value * weight
-        finite = self._all_ranks_finite(finite)
-        grad_norm = float("nan")
-        if finite:
-            self.engine.step()
-            norm = self.engine.get_global_grad_norm()
-            grad_norm = float(norm) if norm is not None else float("nan")
-            if not math.isfinite(grad_norm):
-                finite = False
-        if not finite:
-            # Drop this step's gradients on every rank; the weights stay as they were.
-            self.engine.zero_grad()
-            self.engine.optimizer.zero_grad()
+        with timer.phase("optimizer"):  # the finite-check all-reduce, the update, the grad norm
+            finite = self._all_ranks_finite(finite)
+            grad_norm = float("nan")
+            if finite:
+                self.engine.step()
+                norm = self.engine.get_global_grad_norm()
+                grad_norm = float(norm) if norm is not None else float("nan")
+                if not math.isfinite(grad_norm):
+                    finite = False
+            if not finite:
+                # Drop this step's gradients on every rank; the weights stay as they were.
+                self.engine.zero_grad()
+                self.engine.optimizer.zero_grad()
         self.step_count += 1
         return StepResult(
             loss=total_loss,
@@ -393,6 +409,7 @@ class Learner:
             metrics=metrics_sum,
             lr=lr,
             num_input_tokens=input_tokens,
+            parts=timer.reset(),
         )
 
     def _all_ranks_finite(self, finite: bool) -> bool:

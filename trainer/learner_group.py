@@ -81,15 +81,29 @@ def port_in_use(error: BaseException) -> bool:
     return False
 
 
-def split_evenly(items: Sequence[Any], parts: int) -> list[list[Any]]:
-    """Split items into `parts` contiguous shares whose sizes differ by at most one."""
-    base, extra = divmod(len(items), parts)
-    out, start = [], 0
-    for index in range(parts):
-        end = start + base + (1 if index < extra else 0)
-        out.append(list(items[start:end]))
-        start = end
-    return out
+def affine_shares(
+    trajectories: Sequence[Trajectory], parts: int, sampled_by: Mapping[int, int] | None = None
+) -> list[list[int]]:
+    """Indices of `trajectories` for each of `parts` ranks: shares whose sizes differ by at most
+    one (the larger ones first), each row on rank `sampled_by[prompt_index] % parts` (the rank
+    whose process sampled it: in the colocated layout its frames are already decoded there)
+    while that rank has room, the rest filling the ranks in order. Without `sampled_by`:
+    contiguous shares. Each share keeps the batch's order."""
+    base, extra = divmod(len(trajectories), parts)
+    quotas = [base + (1 if rank < extra else 0) for rank in range(parts)]
+    shares: list[list[int]] = [[] for _ in range(parts)]
+    rest: list[int] = []
+    for index, traj in enumerate(trajectories):
+        worker = (sampled_by or {}).get(traj.prompt_index)
+        rank = worker % parts if worker is not None else None
+        if rank is not None and len(shares[rank]) < quotas[rank]:
+            shares[rank].append(index)
+        else:
+            rest.append(index)
+    for index in rest:
+        rank = next(r for r in range(parts) if len(shares[r]) < quotas[r])
+        shares[rank].append(index)
+    return [sorted(share) for share in shares]
 
 
 class LearnerGroup(ActorGroup):
@@ -176,15 +190,18 @@ class LearnerGroup(ActorGroup):
         objective: str,
         objective_kwargs: dict[str, Any],
         time_progress: float = 0.0,
+        sampled_by: Mapping[int, int] | None = None,
     ) -> list[StepResult]:
         """Run one data-parallel optimizer step; return each rank's result.
 
-        `time_progress`: the share of the run's budget spent (trainer.lr_schedule.run_progress).
+        `time_progress`: the share of the run's budget spent (trainer.lr_schedule.run_progress);
+        `sampled_by`: which rollout worker sampled each prompt (`RolloutBatch.sampled_by`), to
+        keep rows on the rank that sampled them (`affine_shares`).
         """
         if not trajectories:
             raise ValueError("train_step needs at least one trajectory")
         totals = StepTotals.of(trajectories)
-        shares, num_chunks = self._shares(trajectories)
+        shares, num_chunks, _ = self._shares(trajectories, sampled_by)
         refs = [
             rank.train_step.remote(
                 prompts,
@@ -200,24 +217,37 @@ class LearnerGroup(ActorGroup):
         ]
         return self._get(refs, "train step")
 
-    def _shares(self, trajectories: Sequence[Trajectory]) -> tuple[list[list[Trajectory]], int]:
-        """Data-parallel shares and the common number of micro-batches every rank runs."""
-        shares = split_evenly(trajectories, self.world_size)
+    def _shares(
+        self, trajectories: Sequence[Trajectory], sampled_by: Mapping[int, int] | None = None
+    ) -> tuple[list[list[Trajectory]], int, list[list[int]]]:
+        """Data-parallel shares, the common number of micro-batches every rank runs, and each
+        share's indices into `trajectories`."""
+        indices = affine_shares(trajectories, self.world_size, sampled_by)
+        shares = [[trajectories[i] for i in share] for share in indices]
         size = max(1, self.settings.micro_batch_size)
-        return shares, max(1, max(math.ceil(len(s) / size) for s in shares))
+        return shares, max(1, max(math.ceil(len(s) / size) for s in shares)), indices
 
     def log_probs(
-        self, prompts: Sequence[PromptSpec], trajectories: Sequence[Trajectory], top_k: int = 0
+        self,
+        prompts: Sequence[PromptSpec],
+        trajectories: Sequence[Trajectory],
+        top_k: int = 0,
+        sampled_by: Mapping[int, int] | None = None,
     ) -> list[dict[str, Any]]:
-        """Current-policy log-probs of all trajectories, computed across the ranks, in order."""
+        """Current-policy log-probs of all trajectories, computed across the ranks, in the
+        trajectories' order (`sampled_by` as in `train_step`)."""
         if not trajectories:
             return []
-        shares, num_chunks = self._shares(trajectories)
+        shares, num_chunks, indices = self._shares(trajectories, sampled_by)
         refs = [
             rank.log_probs.remote(prompts, share, num_chunks, trajectories[0], top_k)
             for rank, share in zip(self.ranks, shares, strict=True)
         ]
-        return [row for part in self._get(refs, "log-probs") for row in part]
+        rows: list[dict[str, Any]] = [{} for _ in trajectories]
+        for share, part in zip(indices, self._get(refs, "log-probs"), strict=True):
+            for index, row in zip(share, part, strict=True):
+                rows[index] = row
+        return rows
 
     def export_weights(
         self, bucket_bytes: int = 256 * 1024 * 1024, skip_prefixes: Sequence[str] = ()

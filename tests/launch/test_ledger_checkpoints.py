@@ -11,7 +11,8 @@ from launch.checkpoints import (
     read_state,
     staging_dir,
 )
-from launch.ledger import Ledger, PhaseTimer, read_ledger
+from launch.ledger import Ledger, read_ledger
+from runtime.timing import PhaseTimer
 
 
 def test_ledger_appends_and_truncates(tmp_path: Path) -> None:

@@ -60,6 +60,11 @@ def test_group_samples_syncs_weights_and_survives_a_killed_worker(
         assert set(group.last_timings) == {"worker0", "worker1"}  # both got a share
         assert sum(v["prompts"] for v in group.last_timings.values()) == len(specs)
         assert batch.timings["worker0_sample_s"] > 0 and batch.timings["worker1_sample_s"] > 0
+        # which worker sampled each prompt (the learner keeps its rows on that worker's rank)
+        assert sorted(batch.sampled_by) == list(range(len(specs)))
+        for worker in (0, 1):
+            prompts = [p for p, w in batch.sampled_by.items() if w == worker]
+            assert len(prompts) == group.last_timings[f"worker{worker}"]["prompts"]
         assert {t.weights_version for t in batch.trajectories} == {0}
 
         original = load_file(str(model_dir / "model.safetensors"))

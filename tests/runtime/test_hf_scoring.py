@@ -173,3 +173,48 @@ def test_output_head_unwraps_an_engine(tiny_models_dir: Path) -> None:
     assert output_head(SimpleNamespace(module=model)) is model.lm_head
     with pytest.raises(AttributeError):
         output_head(SimpleNamespace())
+
+
+@pytest.mark.parametrize("family", ["qwen3_vl", "qwen2_5_vl"])
+def test_one_processor_call_per_batch_equals_one_per_item(
+    family: str, tiny_models_dir: Path
+) -> None:
+    """`build_hf_batch` runs the processor once over the batch: the prompt ids, modality types,
+    pixel values, grids (and Qwen2.5-VL's seconds per grid) equal those of one call per item,
+    for videos of unequal lengths and prompts of unequal text."""
+    from transformers import AutoProcessor
+
+    from runtime.hf_scoring import build_hf_batch
+    from runtime.prompting import prompt_text
+
+    processor = AutoProcessor.from_pretrained(tiny_models_dir / f"{family}-student")
+    query = "When is the red square visible in the video?"
+    items = [
+        ScoringItem(query, "timelens", _clip(8, (2, 6)), [5, 6, 7]),
+        ScoringItem(query + " In seconds.", "timelens", _clip(12, (0, 4)), [8]),
+        ScoringItem(query, "timelens", _clip(4, (0, 2)), [9, 10]),
+    ]
+    batch = build_hf_batch(processor, items)
+    singles = [
+        processor(
+            text=[prompt_text(processor.tokenizer, item.query, item.prompt_style)],
+            return_tensors="pt",
+            **item.vision.hf_processor_kwargs(),
+        )
+        for item in items
+    ]
+    for i, (item, single) in enumerate(zip(items, singles, strict=True)):
+        ids = single["input_ids"][0].tolist()
+        assert batch.prompt_lengths[i] == len(ids)
+        row = batch.inputs["input_ids"][i, : len(ids) + len(item.completion_ids)].tolist()
+        assert row == ids + list(item.completion_ids)
+        if "mm_token_type_ids" in single:
+            assert batch.inputs["mm_token_type_ids"][i, : len(ids)].tolist() == (
+                single["mm_token_type_ids"][0].tolist()
+            )
+    for key in ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts"):
+        if key in singles[0]:
+            parts = [torch.as_tensor(s[key]).reshape(len(s[key]), -1) for s in singles]
+            expected = torch.cat(parts)
+            assert torch.equal(batch.inputs[key].reshape(expected.shape), expected), key
+    assert batch.prompt_lengths[0] != batch.prompt_lengths[1]

@@ -11,7 +11,7 @@ import torch
 
 from rollout.batch import PromptSpec, Trajectory
 from runtime.prompting import prompt_token_ids
-from trainer.learner_group import LearnerError, LearnerGroup, split_evenly
+from trainer.learner_group import LearnerError, LearnerGroup, affine_shares
 from tvg.prompts import get_prompt_style
 from tvg.video import VideoSettings
 
@@ -23,9 +23,30 @@ def test_a_learner_group_refuses_to_replace_one_rank() -> None:
         group.restart(1)
 
 
-def test_split_evenly_keeps_order_and_sizes() -> None:
-    assert split_evenly(list(range(5)), 2) == [[0, 1, 2], [3, 4]]
-    assert split_evenly([], 2) == [[], []]
+def _rows(prompt_indices: list[int]) -> list[Trajectory]:
+    return [
+        Trajectory(p, 0, np.array([1]), np.array([2]), np.array([-0.5]), "stop")
+        for p in prompt_indices
+    ]
+
+
+def test_shares_without_affinity_are_contiguous_and_even() -> None:
+    assert affine_shares(_rows(list(range(5))), 2) == [[0, 1, 2], [3, 4]]
+    assert affine_shares([], 2) == [[], []]
+
+
+def test_shares_keep_a_rows_on_the_rank_that_sampled_it_where_sizes_allow() -> None:
+    """Rows go to the rank of the worker that sampled their prompt (worker % ranks); a rank
+    that sampled more than its even share passes the rest on, in order; sizes stay even."""
+    rows = _rows([0, 1, 2, 3, 4, 5])
+    by_worker = {0: 1, 1: 0, 2: 1, 3: 1, 4: 0, 5: 1}  # worker 1 sampled 4 of 6 prompts
+    assert affine_shares(rows, 2, by_worker) == [[1, 4, 5], [0, 2, 3]]
+    # three workers over two ranks: worker 2's rows go to rank 0 (as far as its room allows)
+    rows = _rows([0, 0, 1, 1, 2, 2])
+    assert affine_shares(rows, 2, {0: 2, 1: 1, 2: 0}) == [[0, 1, 4], [2, 3, 5]]
+    every = affine_shares(_rows(list(range(7))), 3, dict.fromkeys(range(7), 2))
+    assert sorted(i for share in every for i in share) == list(range(7))
+    assert [len(share) for share in every] == [3, 2, 2]
 
 
 @pytest.fixture(scope="module")
