@@ -45,6 +45,25 @@ def step_summary(records: list[dict[str, Any]], warmup: int = 3) -> dict[str, An
     }
 
 
+def part_medians(records: list[dict[str, Any]], warmup: int = 3) -> dict[str, dict[str, float]]:
+    """Median seconds of each part inside the learner and rollout phases (the ledger's
+    `learner_parts`, `learner_rank_s` and `rollout_parts`) over the training steps after
+    `warmup`; empty for runs whose ledger has none (the peer, older runs)."""
+    steps = [r for r in records if r.get("step", 0) > warmup]
+    out: dict[str, dict[str, float]] = {}
+    for field in ("learner_parts", "rollout_parts"):
+        rows = [r[field] for r in steps if r.get(field)]
+        names = sorted({name for row in rows for name in row})
+        if names:
+            out[field] = {
+                n: round(statistics.median(r.get(n, 0.0) for r in rows), 4) for n in names
+            }
+    ranks = [r["learner_rank_s"] for r in steps if "learner_rank_s" in r]
+    if ranks:
+        out.setdefault("learner_parts", {})["rank_total"] = round(statistics.median(ranks), 4)
+    return out
+
+
 def spread(values: list[float]) -> float | None:
     """(max - min) / mean, or None for fewer than two values."""
     if len(values) < 2:
@@ -60,8 +79,10 @@ def layout_steps(out: Path, warmup: int = 3) -> dict[str, Any]:
         match = STEP_RUN.match(run.name)
         if not match or not (run / "metrics.jsonl").is_file():
             continue
-        summary = step_summary(read_ledger(run / "metrics.jsonl"), warmup)
+        records = read_ledger(run / "metrics.jsonl")
+        summary = step_summary(records, warmup)
         if summary:
+            summary.update(part_medians(records, warmup))
             layouts.setdefault(match["layout"], {"runs": {}})["runs"][run.name] = summary
     for entry in layouts.values():
         medians = [r["median_step_s"] for r in entry["runs"].values()]
@@ -99,14 +120,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         assets = json.loads(Path(args.assets).read_text())
         start = starting_student(assets, args.student)[1]
         target = assets["metrics"]["teacher"]["val"]["mIoU"]
-        rows = {
-            run.name: compare_row(read_ledger(run / "metrics.jsonl"), start, target)
-            for run in series
-            if (run / "metrics.jsonl").is_file()
-        }
+        rows = {}
+        for run in series:
+            if (run / "metrics.jsonl").is_file():
+                records = read_ledger(run / "metrics.jsonl")
+                rows[run.name] = {
+                    **compare_row(records, start, target),
+                    **part_medians(records, args.warmup),
+                }
         result["series"] = {"start_val_mIoU": start, "teacher_val_mIoU": target, "runs": rows}
         print(f"val mIoU: start {start:.2f}, teacher {target:.2f}; times in seconds of training")
         print(format_table(rows))
+        for name, row in rows.items():
+            for field in ("learner_parts", "rollout_parts"):
+                if field in row:
+                    shown = " ".join(f"{k}={v:.4f}" for k, v in row[field].items())
+                    print(f"  {name:30s} {field}: {shown}")
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))
     return result

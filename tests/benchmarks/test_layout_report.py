@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.layout_report import layout_steps, spread, step_summary
+from benchmarks.layout_report import layout_steps, part_medians, spread, step_summary
 
 
 def _record(step: int, seconds: float, load: float = 1.0) -> dict:
@@ -25,6 +25,24 @@ def test_step_summary_leaves_out_warm_up_and_evaluation() -> None:
     assert summary["steps"] == 3 and summary["median_step_s"] == pytest.approx(1.2)
     assert set(summary["phases"]) == {"rollout", "learner"}  # eval is not a step phase
     assert summary["threads"]["total"] == 2
+
+
+def test_part_medians_split_the_learner_and_rollout_phases() -> None:
+    records = [
+        {
+            "step": step,
+            "learner_parts": {"inputs": 0.01 * step, "backward": 0.1},
+            "learner_rank_s": 0.2 + 0.01 * step,
+            "rollout_parts": {"generate": 0.1, "round_trip": 0.12},
+        }
+        for step in range(1, 6)
+    ]
+    parts = part_medians(records, warmup=2)  # steps 3-5
+    assert parts["learner_parts"] == pytest.approx(
+        {"inputs": 0.04, "backward": 0.1, "rank_total": 0.24}
+    )
+    assert parts["rollout_parts"] == pytest.approx({"generate": 0.1, "round_trip": 0.12})
+    assert part_medians([_record(step, 1.0) for step in range(1, 6)]) == {}  # the peer's ledger
 
 
 def test_spread_is_range_over_mean() -> None:

@@ -50,6 +50,14 @@ def test_colocated_layout_equals_the_separate_one_survives_a_kill_and_resumes(
         assert a["sync_checksum"] == b["sync_checksum"]  # bitwise the same weights in the engines
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-5)
     assert resumed[-1]["time"].get("sync", 0.0) > 0.0
+    # Where the learner and rollout phases went (the slowest rank's / worker's parts).
+    for last in (separate[-1], resumed[-1]):
+        parts = last["learner_parts"]
+        assert {"inputs", "student_forward", "loss", "backward", "optimizer"} <= set(parts)
+        assert 0 < sum(parts.values()) <= last["learner_rank_s"] <= last["time"]["learner"]
+        rollout = last["rollout_parts"]
+        assert 0 < rollout["generate"] <= rollout["engine"] <= rollout["round_trip"]
+        assert rollout["round_trip"] <= last["time"]["rollout"]
     # What the run asks of the machine, per pool [processes, threads each]: no rollout pool of
     # its own in the colocated layout.
     assert separate[-1]["threads"]["rollout"] == [2, 1]
