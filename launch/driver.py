@@ -1103,10 +1103,10 @@ def update_summary(updates: list[list[Any]]) -> dict[str, Any]:
         # Where the learner phase went, summed over the step's updates: the slowest rank's
         # seconds inside its train_step (the phase's rest is the driver's calls and Ray's
         # round trips) and each part's seconds on the slowest rank of each update.
-        out["learner_rank_s"] = float(sum(max(r.seconds for r in u) for u in updates))
+        slowest_ranks = [max(update, key=lambda r: r.seconds) for update in updates]
+        out["learner_rank_s"] = float(sum(r.seconds for r in slowest_ranks))
         parts: dict[str, float] = {}
-        for update in updates:
-            slowest = max(update, key=lambda r: r.seconds)
+        for slowest in slowest_ranks:
             for key, value in slowest.parts.items():
                 parts[key] = parts.get(key, 0.0) + float(value)
         if parts:

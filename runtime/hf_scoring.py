@@ -52,11 +52,11 @@ def build_hf_batch(processor: Any, items: Sequence[ScoringItem]) -> HFBatch:
     vision = [item.vision.hf_processor_kwargs() for item in items]
     videos = [frames for kwargs in vision for frames in kwargs["videos"]]
     metadata = [meta for kwargs in vision for meta in kwargs["video_metadata"]]
-    options = {k: v for k, v in vision[0].items() if k not in ("videos", "video_metadata")}
-    for kwargs in vision[1:]:
-        if {k: v for k, v in kwargs.items() if k not in ("videos", "video_metadata")} != options:
-            raise ValueError("build_hf_batch: items need the same processor options in one batch")
-    encoded = processor(text=texts, videos=videos, video_metadata=metadata, **options)
+    per_video = ("videos", "video_metadata")
+    options = [{k: v for k, v in kw.items() if k not in per_video} for kw in vision]
+    if any(o != options[0] for o in options[1:]):
+        raise ValueError("build_hf_batch: items need the same processor options in one batch")
+    encoded = processor(text=texts, videos=videos, video_metadata=metadata, **options[0])
     rows: list[list[int]] = []
     type_rows: list[list[int]] = []
     prompt_lengths: list[int] = []

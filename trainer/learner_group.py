@@ -93,8 +93,9 @@ def affine_shares(
     quotas = [base + (1 if rank < extra else 0) for rank in range(parts)]
     shares: list[list[int]] = [[] for _ in range(parts)]
     rest: list[int] = []
+    sampled_by = sampled_by or {}
     for index, traj in enumerate(trajectories):
-        worker = (sampled_by or {}).get(traj.prompt_index)
+        worker = sampled_by.get(traj.prompt_index)
         rank = worker % parts if worker is not None else None
         if rank is not None and len(shares[rank]) < quotas[rank]:
             shares[rank].append(index)
