@@ -229,6 +229,13 @@ class VLLMEngine(TrackedWeights):
             logprobs=sampling.logprobs_topk,
             allowed_token_ids=self.allowed_ids,
             ignore_eos=sampling.ignore_eos,
+            # The completion's text is decoded once from its ids (`_trajectories`), not token by
+            # token as it grows, and no log-prob entry carries its token's text: that per-token
+            # decoding was ~5% of a small model's sampling time.
+            detokenize=False,
+            # A fresh object per request, never reused: vLLM's deep copy of it (the allowed-ids
+            # list holds the whole vocabulary, 151,936 ids for Qwen) is not needed.
+            skip_clone=True,
         )
 
     def sample(
@@ -319,7 +326,7 @@ class VLLMEngine(TrackedWeights):
                     completion_ids=np.asarray(token_ids, dtype=np.int32),
                     logprobs=logprobs,
                     finish_reason=_finish_reason(completion.finish_reason),
-                    text=completion.text,
+                    text=self.tokenizer.decode(token_ids, skip_special_tokens=True),
                     num_prompt_tokens=len(output.prompt_token_ids),
                     weights_version=self.weights_version,
                     topk_ids=topk_ids,

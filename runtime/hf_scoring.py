@@ -94,6 +94,53 @@ def build_hf_batch(processor: Any, items: Sequence[ScoringItem]) -> HFBatch:
     )
 
 
+def _backbone(model: Any) -> Any:
+    """The transformers backbone (the part holding `get_rope_index`) of a model or of a DeepSpeed
+    engine wrapping one; None when it has none."""
+    inner = getattr(model, "module", None)
+    if not isinstance(inner, torch.nn.Module):
+        inner = model
+    backbone = getattr(inner, "model", None)
+    return backbone if callable(getattr(backbone, "get_rope_index", None)) else None
+
+
+def position_rule(model: Any) -> tuple[Any, ...] | None:
+    """What a model's 3-D (M-RoPE) position ids depend on besides its inputs: the family and the
+    vision settings its `get_rope_index` reads. Two models with equal rules give equal position ids
+    for one batch; None for a model without `get_rope_index` (nothing to share)."""
+    backbone = _backbone(model)
+    if backbone is None:
+        return None
+    vision = getattr(backbone.config, "vision_config", None)
+    return (
+        type(backbone).__name__,
+        getattr(vision, "spatial_merge_size", None),
+        getattr(vision, "tokens_per_second", None),
+    )
+
+
+def with_position_ids(model: Any, batch: HFBatch) -> HFBatch:
+    """`batch` with "position_ids" in its inputs: the 3-D position ids `model`'s forward would
+    compute for it (its `get_rope_index`), computed once here so that a second model with the same
+    `position_rule` (a co-located teacher) skips that work. Unchanged for a model without
+    `get_rope_index`; `batch` itself is not modified."""
+    import inspect
+
+    backbone = _backbone(model)
+    if backbone is None or "position_ids" in batch.inputs:
+        return batch
+    accepted = inspect.signature(backbone.get_rope_index).parameters
+    inputs = {k: v for k, v in batch.inputs.items() if k in accepted}
+    inputs = inputs_on_model_device(model, inputs)
+    with torch.no_grad():
+        position_ids, _ = backbone.get_rope_index(**inputs)
+    return HFBatch(
+        inputs={**batch.inputs, "position_ids": position_ids},
+        prompt_lengths=batch.prompt_lengths,
+        completion_lengths=batch.completion_lengths,
+    )
+
+
 def masked_log_softmax(
     logits: torch.Tensor,
     banned_ids: Sequence[int],

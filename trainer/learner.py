@@ -81,6 +81,15 @@ def prepare_student(model: Any, freeze_vision: bool, gradient_checkpointing: boo
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
+def _same_position_rule(student: Any, teacher: Any) -> bool:
+    """Whether the two models compute equal 3-D position ids for any batch
+    (`runtime.hf_scoring.position_rule`; False when either has none)."""
+    from runtime.hf_scoring import position_rule
+
+    rule = position_rule(student)
+    return rule is not None and rule == position_rule(teacher)
+
+
 def node_ip_address() -> str:
     """This node's address as Ray reports it; 127.0.0.1 in a process outside Ray (a learner
     built directly, e.g. by benchmarks/gpu_paths.py)."""
@@ -226,6 +235,11 @@ class Learner:
                 settings.teacher_signal,
                 settings.teacher_top_k,
             )
+        # A co-located teacher whose position ids follow the student's rule takes the student's
+        # (computed once per micro-batch, in "inputs") instead of computing its own.
+        self.share_positions = self.teacher is not None and _same_position_rule(
+            self.engine, self.teacher.model
+        )
         self.frame_cache = FrameCache(max_bytes=settings.frame_cache_bytes)
         self.step_count = 0
 
@@ -326,7 +340,7 @@ class Learner:
         """
         import torch
 
-        from runtime.hf_scoring import batch_log_probs, build_hf_batch
+        from runtime.hf_scoring import batch_log_probs, build_hf_batch, with_position_ids
         from runtime.timing import PhaseTimer
         from trainer.objectives.registry import get_objective_spec
         from trainer.step_loss import step_loss
@@ -356,6 +370,8 @@ class Learner:
                 finite = False
             with timer.phase("inputs"):  # frames (cached) and the processor, once per chunk
                 batch = build_hf_batch(self.processor, self._scoring_items(prompts, clean))
+                if self.share_positions:
+                    batch = with_position_ids(self.engine, batch)
             with timer.phase("student_forward"):
                 scores = batch_log_probs(
                     self.engine,

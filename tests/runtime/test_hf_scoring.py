@@ -218,3 +218,54 @@ def test_one_processor_call_per_batch_equals_one_per_item(
             expected = torch.cat(parts)
             assert torch.equal(batch.inputs[key].reshape(expected.shape), expected), key
     assert batch.prompt_lengths[0] != batch.prompt_lengths[1]
+
+
+def test_position_ids_computed_once_serve_a_model_with_the_same_rule(
+    tiny_models_dir: Path,
+) -> None:
+    """The student's 3-D position ids, computed once (`with_position_ids`), give the co-located
+    teacher exactly the log-probs it computes with its own; the rule tells which models may share
+    (the same family and vision settings), and a model without M-RoPE leaves the batch as it is."""
+    from types import SimpleNamespace
+
+    from transformers import AutoProcessor
+
+    from runtime.hf_scoring import batch_log_probs, build_hf_batch, position_rule, with_position_ids
+
+    student = load_hf_model(tiny_models_dir / "qwen3_vl-student")
+    teacher = load_hf_model(tiny_models_dir / "qwen3_vl-teacher")
+    other = load_hf_model(tiny_models_dir / "qwen2_5_vl-student")
+    assert position_rule(student) == position_rule(teacher) is not None
+    assert position_rule(SimpleNamespace(module=student)) == position_rule(student)  # an engine
+    assert position_rule(other) != position_rule(student)
+    assert position_rule(torch.nn.Linear(2, 2)) is None
+    processor = AutoProcessor.from_pretrained(tiny_models_dir / "qwen3_vl-student")
+    query = "When is the red square visible in the video?"
+    items = [
+        ScoringItem(query, "timelens", _clip(8, (2, 6)), [40, 41, 42]),
+        ScoringItem(query + " In seconds.", "timelens", _clip(12, (0, 4)), [43]),
+    ]
+    batch = build_hf_batch(processor, items)
+    shared = with_position_ids(student, batch)
+    assert "position_ids" not in batch.inputs  # the given batch is left as it was
+    assert shared.inputs["position_ids"].shape == (3, *batch.inputs["input_ids"].shape)
+    assert with_position_ids(torch.nn.Linear(2, 2), batch) is batch
+    for model in (student, teacher):
+        computed = []
+        rope_index = model.model.get_rope_index
+        with (
+            torch.no_grad(),
+            pytest.MonkeyPatch.context() as patch,
+        ):
+            patch.setattr(
+                model.model,
+                "get_rope_index",
+                lambda *a, _calls=computed, _rope=rope_index, **k: (
+                    _calls.append(1) or _rope(*a, **k)
+                ),
+            )
+            own = batch_log_probs(model, processor, batch)
+            given = batch_log_probs(model, processor, shared)
+        assert len(computed) == 1  # the shared ids spare the model its own computation
+        for a, b in zip(own, given, strict=True):
+            assert torch.equal(a["logprobs"], b["logprobs"])
