@@ -17,7 +17,7 @@
 #   bash benchmarks/layouts.sh kernels [OUT] [REPEATS]  # 60-step colo2 runs per rollout.cpu_linear
 #        kind (colo2_vllm, colo2, colo2_torch, alternating), REPEATS (3) each: the sync's share
 #   bash benchmarks/layouts.sh series [OUT] [SEED] [LAYOUTS]  # 300 s of training per layout with
-#        val evaluation every 25 steps (the peer: every 20 s), for time to 50/80/90% of the gain
+#        val evaluation every 25 steps (the peer too), for time to 50/80/90% of the gain
 #        (STUDENT=competent bash benchmarks/layouts.sh series ...: from the competent student)
 # then: .venv/bin/python benchmarks/layout_report.py OUT
 set -uo pipefail
@@ -70,12 +70,16 @@ elif [ "$MODE" = kernels ]; then
   step_runs "${3:-3}" 60 colo2_vllm colo2 colo2_torch
 elif [ "$MODE" = series ]; then
   SEED=${3:-0}
+  # The peer's evaluation grid: every 25 steps like ours (PEER_EVAL=...; series before
+  # 2026-12-05 evaluated the peer every 20 s, a coarser grid than ours at ~9 s).
+  PEER_EVAL=${PEER_EVAL:-25}
   for layout in ${4:-separate colo2 peer}; do
     if [ "$layout" = peer ]; then
       [ -f "$OUT/series_peer_s$SEED/summary.json" ] && continue
       echo "=== series_peer_s$SEED $(date +%T)"
       .venv/bin/python benchmarks/trl_peer.py --out "$OUT/series_peer_s$SEED" --seed "$SEED" \
-        --student "$STUDENT" --budget-s 300 > "$OUT/series_peer_s$SEED.log" 2>&1
+        --student "$STUDENT" --budget-s 300 --eval-every-steps "$PEER_EVAL" \
+        > "$OUT/series_peer_s$SEED.log" 2>&1
       echo "=== series_peer_s$SEED rc=$? $(date +%T)"
     else
       run "series_${layout}_s$SEED" "$layout" trainer.seed="$SEED" trainer.budget_s=300 \

@@ -31,7 +31,9 @@ ids at a large finite negative: TRL's kl_div would turn -inf - -inf into NaN). T
 Evaluation (greedy, the validation split, the driver's own `evaluate` on our transformers engine
 holding the live student) runs at 0 s, then every `--eval-every-s` seconds of training (default
 20 s: our demo evaluates every 25 steps at ~0.76 s per step), and at the end; it is not counted in
-the training clock. Output under `--out`: metrics.jsonl (one record per step, in the format of
+the training clock; `--eval-every-steps N` evaluates every N steps instead, the grid our runs use
+(`eval.every_steps`), so that times to a target carry the same grid on both sides. Output
+under `--out`: metrics.jsonl (one record per step, in the format of
 `launch.ledger`: "time" per phase, "train_seconds", "val" on evaluated steps; step 0 = the start)
 and summary.json (time to 50/80/90 % of the teacher's gain over the student's start, final val
 mIoU, median seconds per phase). Compare with one of our runs: benchmarks/compare_peer.py.
@@ -152,7 +154,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--budget-s", type=float, default=300.0, help="seconds of training")
     parser.add_argument("--lr", type=float, default=None, help="default: the demo config's")
     parser.add_argument("--prompts-per-step", type=int, default=None, help="default: the demo's")
-    parser.add_argument("--eval-every-s", type=float, default=20.0)
+    grid = parser.add_mutually_exclusive_group()
+    grid.add_argument("--eval-every-s", type=float, default=20.0)
+    grid.add_argument(
+        "--eval-every-steps",
+        type=int,
+        default=None,
+        help="evaluate every N steps instead (our runs' eval.every_steps: the same grid)",
+    )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--assets", default="artifacts/demo/assets.json")
     parser.add_argument(
@@ -160,6 +169,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--loss-reduction", choices=LOSS_REDUCTIONS, default="batchmean")
     return parser.parse_args(argv)
+
+
+def eval_due(step: int, train_seconds: float, next_eval_s: float, every_steps: int | None) -> bool:
+    """Whether the peer evaluates after `step`: every `every_steps` steps when set, else once the
+    training clock reaches `next_eval_s`."""
+    if every_steps is not None:
+        return step % every_steps == 0
+    return train_seconds >= next_eval_s
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -355,7 +372,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "train_seconds": train_seconds,
         }
         final = train_seconds >= budget
-        if train_seconds >= next_eval or final:
+        if eval_due(step, train_seconds, next_eval, args.eval_every_steps) or final:
             t_eval = time.perf_counter()
             record["val"] = run_eval()
             record["time"]["eval"] = time.perf_counter() - t_eval
@@ -391,7 +408,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "lr": cfg.learner.lr,
         "prompts_per_step": cfg.trainer.prompts_per_step,
         "loss": f"trl generalized_jsd_loss beta=1.0 (KL(student||teacher)), {args.loss_reduction}",
-        "eval_every_s": args.eval_every_s,
+        "eval_every_s": args.eval_every_s if args.eval_every_steps is None else None,
+        "eval_every_steps": args.eval_every_steps,
         "steps": step,
         "train_seconds": round(train_seconds, 2),
         "start_val_mIoU": start_val["mIoU"],

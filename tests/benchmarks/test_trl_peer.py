@@ -141,3 +141,14 @@ def test_missing_trl_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(SystemExit, match=r"\.\[bench\]"):
         peer.import_gkd_trainer()
+
+
+def test_eval_grid_in_steps_or_seconds() -> None:
+    """`--eval-every-steps` (our runs' grid) replaces the seconds grid; the two do not mix."""
+    peer = _load("trl_peer.py")
+    assert [s for s in range(1, 80) if peer.eval_due(s, 999.0, 0.0, 25)] == [25, 50, 75]
+    assert not peer.eval_due(3, 19.9, 20.0, None) and peer.eval_due(4, 20.0, 20.0, None)
+    assert peer.parse_args(["--out", "x", "--eval-every-steps", "25"]).eval_every_steps == 25
+    assert peer.parse_args(["--out", "x"]).eval_every_steps is None
+    with pytest.raises(SystemExit):
+        peer.parse_args(["--out", "x", "--eval-every-steps", "25", "--eval-every-s", "9"])
