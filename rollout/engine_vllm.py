@@ -230,8 +230,8 @@ class VLLMEngine(TrackedWeights):
             allowed_token_ids=self.allowed_ids,
             ignore_eos=sampling.ignore_eos,
             # The completion's text is decoded once from its ids (`_trajectories`), not token by
-            # token as it grows, and no log-prob entry carries its token's text: that per-token
-            # decoding was ~5% of a small model's sampling time.
+            # token as it grows, and no log-prob entry carries its token's text (work the loop
+            # never reads).
             detokenize=False,
             # A fresh object per request, never reused: vLLM's deep copy of it (the allowed-ids
             # list holds the whole vocabulary, 151,936 ids for Qwen) is not needed.

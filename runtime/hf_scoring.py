@@ -123,11 +123,13 @@ def with_position_ids(model: Any, batch: HFBatch) -> HFBatch:
     """`batch` with "position_ids" in its inputs: the 3-D position ids `model`'s forward would
     compute for it (its `get_rope_index`), computed once here so that a second model with the same
     `position_rule` (a co-located teacher) skips that work. Unchanged for a model without
-    `get_rope_index`; `batch` itself is not modified."""
+    `get_rope_index` and for a batch without vision inputs (each model's own default then
+    applies); `batch` itself is not modified."""
     import inspect
 
     backbone = _backbone(model)
-    if backbone is None or "position_ids" in batch.inputs:
+    has_vision = any(key in batch.inputs for key in ("video_grid_thw", "image_grid_thw"))
+    if backbone is None or not has_vision or "position_ids" in batch.inputs:
         return batch
     accepted = inspect.signature(backbone.get_rope_index).parameters
     inputs = {k: v for k, v in batch.inputs.items() if k in accepted}

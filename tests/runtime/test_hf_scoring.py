@@ -7,26 +7,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from vision_clips import clip_of
 
 from runtime.hf_compat import load_hf_model
 from runtime.hf_scoring import ScoringItem, completion_log_probs, masked_log_softmax
 from runtime.prompting import prompt_token_ids, vision_placeholder_ids
-from tvg.video import VideoSettings
-from tvg.vision_inputs import VisionInputs, make_metadata
+from tvg.vision_inputs import VisionInputs
 
 
 def _clip(num_frames: int, red: tuple[int, int]) -> VisionInputs:
     frames = np.full((num_frames, 32, 32, 3), 128, np.uint8)
     frames[red[0] : red[1], 4:16, 4:16] = (220, 30, 30)
-    indices = list(range(num_frames))
-    metadata = make_metadata(1.0, num_frames, indices, "decord")
-    return VisionInputs(
-        frames=frames,
-        timestamps=np.arange(num_frames, dtype=np.float64),
-        metadata=metadata,
-        video_path="synthetic",
-        settings=VideoSettings(fps=1.0),
-    )
+    return clip_of(frames)
 
 
 def test_masked_log_softmax_bans_tokens_and_renormalises() -> None:
@@ -230,7 +222,13 @@ def test_position_ids_computed_once_serve_a_model_with_the_same_rule(
 
     from transformers import AutoProcessor
 
-    from runtime.hf_scoring import batch_log_probs, build_hf_batch, position_rule, with_position_ids
+    from runtime.hf_scoring import (
+        HFBatch,
+        batch_log_probs,
+        build_hf_batch,
+        position_rule,
+        with_position_ids,
+    )
 
     student = load_hf_model(tiny_models_dir / "qwen3_vl-student")
     teacher = load_hf_model(tiny_models_dir / "qwen3_vl-teacher")
@@ -250,6 +248,12 @@ def test_position_ids_computed_once_serve_a_model_with_the_same_rule(
     assert "position_ids" not in batch.inputs  # the given batch is left as it was
     assert shared.inputs["position_ids"].shape == (3, *batch.inputs["input_ids"].shape)
     assert with_position_ids(torch.nn.Linear(2, 2), batch) is batch
+    text_only = HFBatch(
+        {k: v for k, v in batch.inputs.items() if "video" not in k},
+        batch.prompt_lengths,
+        batch.completion_lengths,
+    )
+    assert with_position_ids(student, text_only) is text_only
     for model in (student, teacher):
         computed = []
         rope_index = model.model.get_rope_index

@@ -7,24 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from vision_clips import clip_of
 
 from runtime import vision_attention
 from runtime.hf_compat import load_hf_model
 from runtime.hf_scoring import ScoringItem, completion_log_probs
-from tvg.video import VideoSettings
-from tvg.vision_inputs import VisionInputs, make_metadata
+from tvg.vision_inputs import VisionInputs
 
 
 def _clip(num_frames: int, side: int, seed: int) -> VisionInputs:
-    frames = np.random.default_rng(seed).integers(0, 255, (num_frames, side, side, 3), np.uint8)
-    metadata = make_metadata(1.0, num_frames, list(range(num_frames)), "decord")
-    return VisionInputs(
-        frames=frames,
-        timestamps=np.arange(num_frames, dtype=np.float64),
-        metadata=metadata,
-        video_path="synthetic",
-        settings=VideoSettings(fps=1.0),
-    )
+    rng = np.random.default_rng(seed)
+    return clip_of(rng.integers(0, 255, (num_frames, side, side, 3), np.uint8))
 
 
 def test_equal_length_runs() -> None:
