@@ -11,6 +11,8 @@ checkpoints), which the vLLM sampler never allows either.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -119,19 +121,30 @@ def position_rule(model: Any) -> tuple[Any, ...] | None:
     )
 
 
+def same_position_rule(first: Any, second: Any) -> bool:
+    """Whether two models compute equal 3-D position ids for any batch (equal `position_rule`s;
+    False when either has none)."""
+    rule = position_rule(first)
+    return rule is not None and rule == position_rule(second)
+
+
+@functools.cache
+def _rope_index_arguments(backbone_class: type) -> frozenset[str]:
+    """The keyword arguments a backbone class's `get_rope_index` names."""
+    return frozenset(inspect.signature(backbone_class.get_rope_index).parameters)
+
+
 def with_position_ids(model: Any, batch: HFBatch) -> HFBatch:
     """`batch` with "position_ids" in its inputs: the 3-D position ids `model`'s forward would
     compute for it (its `get_rope_index`), computed once here so that a second model with the same
     `position_rule` (a co-located teacher) skips that work. Unchanged for a model without
     `get_rope_index` and for a batch without vision inputs (each model's own default then
     applies); `batch` itself is not modified."""
-    import inspect
-
     backbone = _backbone(model)
     has_vision = any(key in batch.inputs for key in ("video_grid_thw", "image_grid_thw"))
     if backbone is None or not has_vision or "position_ids" in batch.inputs:
         return batch
-    accepted = inspect.signature(backbone.get_rope_index).parameters
+    accepted = _rope_index_arguments(type(backbone))
     inputs = {k: v for k, v in batch.inputs.items() if k in accepted}
     inputs = inputs_on_model_device(model, inputs)
     with torch.no_grad():

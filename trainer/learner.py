@@ -81,15 +81,6 @@ def prepare_student(model: Any, freeze_vision: bool, gradient_checkpointing: boo
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
-def _same_position_rule(student: Any, teacher: Any) -> bool:
-    """Whether the two models compute equal 3-D position ids for any batch
-    (`runtime.hf_scoring.position_rule`; False when either has none)."""
-    from runtime.hf_scoring import position_rule
-
-    rule = position_rule(student)
-    return rule is not None and rule == position_rule(teacher)
-
-
 def node_ip_address() -> str:
     """This node's address as Ray reports it; 127.0.0.1 in a process outside Ray (a learner
     built directly, e.g. by benchmarks/gpu_paths.py)."""
@@ -185,6 +176,7 @@ class Learner:
 
         from runtime.collective import default_backend
         from runtime.hf_compat import inference_device, load_hf_model
+        from runtime.hf_scoring import same_position_rule
         from trainer.ds_config import deepspeed_config
         from trainer.lr_schedule import lr_multiplier
         from tvg.frame_cache import FrameCache
@@ -237,7 +229,7 @@ class Learner:
             )
         # A co-located teacher whose position ids follow the student's rule takes the student's
         # (computed once per micro-batch, in "inputs") instead of computing its own.
-        self.share_positions = self.teacher is not None and _same_position_rule(
+        self.share_positions = self.teacher is not None and same_position_rule(
             self.engine, self.teacher.model
         )
         self.frame_cache = FrameCache(max_bytes=settings.frame_cache_bytes)

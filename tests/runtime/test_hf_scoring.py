@@ -227,6 +227,7 @@ def test_position_ids_computed_once_serve_a_model_with_the_same_rule(
         batch_log_probs,
         build_hf_batch,
         position_rule,
+        same_position_rule,
         with_position_ids,
     )
 
@@ -237,6 +238,9 @@ def test_position_ids_computed_once_serve_a_model_with_the_same_rule(
     assert position_rule(SimpleNamespace(module=student)) == position_rule(student)  # an engine
     assert position_rule(other) != position_rule(student)
     assert position_rule(torch.nn.Linear(2, 2)) is None
+    assert same_position_rule(student, teacher)
+    assert not same_position_rule(student, other)
+    assert not same_position_rule(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
     processor = AutoProcessor.from_pretrained(tiny_models_dir / "qwen3_vl-student")
     query = "When is the red square visible in the video?"
     items = [
