@@ -13,6 +13,7 @@ is defined once and handed down as part of its section; the other sections are d
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,15 @@ class DataConfig:
     # vision tokens per 2-frame pair; benchmarks/model_ladder.py).
     min_pixels: int = 32 * 32
     lenient: bool = False
+    # A directory every process of the run shares for decoded frames (the frame cache's disk
+    # tier): the rollout engines, teacher workers and learner ranks on one node then decode each
+    # video once instead of once each (each keeps its own memory tier in front). Relative paths
+    # lie under out_dir, and such a run-scoped directory is deleted when the run ends; any other
+    # path is kept, and runs may share it (entries are keyed by file, mtime, size and video
+    # settings, so an edited video or other settings are decoded anew). Not size-bounded: point
+    # it at a filesystem with room for the decoded frames (node-local storage such as /dev/shm
+    # on clusters). None: each process decodes into its own memory cache.
+    frame_cache_dir: str | None = None
 
     def video_settings(self) -> Any:
         """The video sampling settings (`tvg.video.VideoSettings`) this section describes."""
@@ -219,6 +229,24 @@ class RunConfig:
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     fault: FaultConfig = field(default_factory=FaultConfig)
 
+    def frame_cache_path(self) -> str | None:
+        """The absolute path of the shared frame-cache directory (`data.frame_cache_dir`, a
+        relative one under out_dir), or None when the run has none."""
+        if self.data.frame_cache_dir is None:
+            return None
+        path = Path(self.data.frame_cache_dir).expanduser()
+        if not path.is_absolute():
+            path = Path(self.out_dir) / path
+        return os.path.normpath(path.absolute())
+
+    def frame_cache_is_run_scoped(self) -> bool:
+        """Whether the shared frame-cache directory is the run's own (under out_dir, deleted when
+        the run ends)."""
+        path = self.frame_cache_path()
+        if path is None:
+            return False
+        return Path(path).is_relative_to(os.path.normpath(Path(self.out_dir).absolute()))
+
 
 def resolve_config_path(path_or_preset: str) -> Path:
     """A YAML path, or the preset of that name in launch/configs/ (e.g. "opd")."""
@@ -356,6 +384,23 @@ def validate_config(config: RunConfig) -> None:
     _check_off_policy(config)
     _check_fault(config)
     _check_placement(config)
+    _check_frame_cache_dir(config)
+
+
+def _check_frame_cache_dir(config: RunConfig) -> None:
+    """data.frame_cache_dir: not empty, and not out_dir itself or a folder holding it (a
+    run-scoped directory is deleted when the run ends)."""
+    if config.data.frame_cache_dir is None:
+        return
+    if not config.data.frame_cache_dir.strip():
+        raise ConfigError("data.frame_cache_dir must be a directory path or null, not empty")
+    path = Path(config.frame_cache_path() or "")
+    out_dir = Path(os.path.normpath(Path(config.out_dir).absolute()))
+    if out_dir == path or out_dir.is_relative_to(path):
+        raise ConfigError(
+            f"data.frame_cache_dir {config.data.frame_cache_dir!r} is out_dir or holds it; "
+            "give it a folder of its own (e.g. 'frame_cache', under out_dir)"
+        )
 
 
 def _check_colocated_rollout(config: RunConfig) -> None:

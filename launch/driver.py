@@ -337,6 +337,7 @@ class Driver:
                 freeze_vision=cfg.model.freeze_vision,
                 temperature=cfg.rollout.temperature,
                 seed=cfg.trainer.seed,
+                frame_cache_dir=cfg.frame_cache_path(),
                 **self._colocated_teacher_settings(),
             ),
             world_size=learner.num_ranks,
@@ -402,6 +403,7 @@ class Driver:
                 num_cpus=cfg.resources.teacher_cpus,
                 num_gpus=cfg.resources.teacher_gpus,
                 backend=backend,
+                frame_cache_dir=cfg.frame_cache_path(),
             ),
             placement=self._placement_options(pool),
         )
@@ -837,7 +839,8 @@ class Driver:
             total=total,
             initial=self._bar_position(),
             desc=desc,
-            bar_format="{desc}: {percentage:3.0f}%|{bar}| " + amount
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| "
+            + amount
             + " [{elapsed}<{remaining}{postfix}]",
         )
 
@@ -911,9 +914,14 @@ class Driver:
         return (LearnerError, RolloutError) if self.config.rollout.colocate else (LearnerError,)
 
     def shutdown(self) -> None:
-        """Stop every actor group."""
+        """Stop every actor group, then delete a run-scoped shared frame cache
+        (`data.frame_cache_dir` under out_dir: scratch, not an output)."""
         self.ledger.close()
         self._stop_actors()
+        if self.config.frame_cache_is_run_scoped():
+            import shutil
+
+            shutil.rmtree(self.config.frame_cache_path() or "", ignore_errors=True)
 
     def _stop_actors(self) -> None:
         groups = (self.rollout, self.teacher, self.teacher_answers, self.reference, self.learners)
@@ -1134,7 +1142,11 @@ def engine_config(config: RunConfig, model: str, threads: int = 1) -> Any:
     """A vLLM (or transformers) generation engine on `model` with the run's engine kind and
     context length (rollout section), seed and dtype (that of the learner's precision)."""
     return config.rollout.engine_config(
-        model, config.trainer.seed, config.learner.inference_dtype, threads
+        model,
+        config.trainer.seed,
+        config.learner.inference_dtype,
+        threads,
+        frame_cache_dir=config.frame_cache_path(),
     )
 
 

@@ -41,6 +41,8 @@ class EngineConfig:
         packed kernels with the plain weights kept, so an update is a copy into them and a
         repack; "torch" plain weights and torch's linear (not batch-invariant); "vllm" vLLM's own
         kernels and layer-wise reload. Ignored on GPUs and by "hf".
+    frame_cache_dir: the directory of decoded frames that the run's processes share (the frame
+        cache's disk tier, `data.frame_cache_dir`); None: the engine's memory cache only.
     """
 
     model: str
@@ -57,6 +59,7 @@ class EngineConfig:
     max_num_seqs: int | None = None
     max_num_batched_tokens: int | None = None
     cpu_linear: str = "onednn"
+    frame_cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         """Reject settings that cannot build an engine."""
@@ -173,8 +176,16 @@ class RolloutConfig:
         """The weight sync's bucket size in bytes (`weight_bucket_mb`)."""
         return self.weight_bucket_mb * 1024 * 1024
 
-    def engine_config(self, model: str, seed: int, dtype: str, threads: int = 1) -> EngineConfig:
-        """An engine of this section's kind and context length on `model`."""
+    def engine_config(
+        self,
+        model: str,
+        seed: int,
+        dtype: str,
+        threads: int = 1,
+        frame_cache_dir: str | None = None,
+    ) -> EngineConfig:
+        """An engine of this section's kind and context length on `model` (frame_cache_dir: the
+        run's shared decoded-frame directory, if any)."""
         return EngineConfig(
             model=model,
             engine=self.engine,
@@ -183,6 +194,7 @@ class RolloutConfig:
             dtype=dtype,
             threads=threads,
             cpu_linear=self.cpu_linear,
+            frame_cache_dir=frame_cache_dir,
         )
 
     def group_config(

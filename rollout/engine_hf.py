@@ -77,7 +77,9 @@ class HFEngine(TrackedWeights):
         eos = self.model.generation_config.eos_token_id
         self.eos_ids = {eos} if isinstance(eos, int) else set(eos or [self.tokenizer.eos_token_id])
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        self.frame_cache = frame_cache if frame_cache is not None else FrameCache()
+        self.frame_cache = (
+            frame_cache if frame_cache is not None else FrameCache(disk_dir=config.frame_cache_dir)
+        )
         self.tracker = WeightTracker(config.model, config.track_checksum)
         self._update_started = 0.0
 

@@ -194,7 +194,9 @@ class VLLMEngine(TrackedWeights):
         self.banned_ids = sorted(vision_placeholder_ids(self.tokenizer))
         banned = set(self.banned_ids)
         self.allowed_ids = [i for i in range(len(self.tokenizer)) if i not in banned]
-        self.frame_cache = frame_cache if frame_cache is not None else FrameCache()
+        self.frame_cache = (
+            frame_cache if frame_cache is not None else FrameCache(disk_dir=config.frame_cache_dir)
+        )
         self.tracker = WeightTracker(config.model, config.track_checksum)
         self._update_started = 0.0
 

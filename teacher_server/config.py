@@ -32,6 +32,8 @@ class TeacherConfig:
     max_restarts: how many times a dead worker is restarted within one call before failing.
     torch_threads: torch intra-op threads inside each actor.
     seed: engine seed.
+    frame_cache_dir: the directory of decoded frames that the run's processes share (the frame
+        cache's disk tier, `data.frame_cache_dir`); None: each scorer's memory cache only.
     """
 
     backend: str = "vllm"
@@ -52,6 +54,7 @@ class TeacherConfig:
     max_restarts: int = 2
     torch_threads: int = 1
     seed: int = 0
+    frame_cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         """Reject settings that cannot work, with the field named."""
@@ -122,6 +125,7 @@ class TeacherSettings:
         num_cpus: float,
         num_gpus: float,
         backend: str | None = None,
+        frame_cache_dir: str | None = None,
     ) -> TeacherConfig:
         """A scoring pool of this section's size, timeout and service (url, token variable) on
         `model`, returning `top_k` (the objective's resolved top-k), with the run's sampling
@@ -143,4 +147,5 @@ class TeacherSettings:
             timeout_s=self.timeout_s,
             url=(self.url or "") if own else "",
             token_env=(self.token_env or DEFAULT_TOKEN_ENV) if own else DEFAULT_TOKEN_ENV,
+            frame_cache_dir=frame_cache_dir,
         )

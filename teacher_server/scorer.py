@@ -46,7 +46,9 @@ class LocalScorer:
         self.tokenizer = self.processor.tokenizer
         self.model_config = AutoConfig.from_pretrained(config.model)
         self.banned_ids = vision_placeholder_ids(self.tokenizer)
-        self.frame_cache = frame_cache if frame_cache is not None else FrameCache()
+        self.frame_cache = (
+            frame_cache if frame_cache is not None else FrameCache(disk_dir=config.frame_cache_dir)
+        )
         self._prompt_cache: dict[tuple[str, str], list[int]] = {}
         self.created = time.time()
 

@@ -31,9 +31,13 @@ class TeacherWorker:
             apply_vllm_cpu_defaults()
         if config.backend == "remote":
             from teacher_server.client import RemoteScorer
+            from tvg.frame_cache import FrameCache
 
             self.scorer: Any = RemoteScorer(
-                config.url, token=token, timeout_s=config.request_timeout_s
+                config.url,
+                token=token,
+                timeout_s=config.request_timeout_s,
+                frame_cache=FrameCache(disk_dir=config.frame_cache_dir),
             )
         else:
             from teacher_server.backends import build_scorer

@@ -107,6 +107,8 @@ class LearnerSettings(LearnerConfig):
     temperature: float = 1.0
     seed: int = 0
     frame_cache_bytes: int = 256 * 1024 * 1024
+    # The directory of decoded frames the run's processes share (data.frame_cache_dir), or None.
+    frame_cache_dir: str | None = None
     # A co-located teacher (teacher.colocate): its model, the signal the objective reads
     # ("sampled" / "topk" / "full") and the top-k length; None = the teacher is elsewhere.
     teacher_model_dir: str | None = None
@@ -232,7 +234,9 @@ class Learner:
         self.share_positions = self.teacher is not None and same_position_rule(
             self.engine, self.teacher.model
         )
-        self.frame_cache = FrameCache(max_bytes=settings.frame_cache_bytes)
+        self.frame_cache = FrameCache(
+            max_bytes=settings.frame_cache_bytes, disk_dir=settings.frame_cache_dir
+        )
         self.step_count = 0
 
     @staticmethod

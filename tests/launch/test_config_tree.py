@@ -178,3 +178,78 @@ def test_the_data_section_makes_the_video_settings_with_every_field() -> None:
     assert data.video_settings() == VideoSettings(
         fps=2.0, max_frames=8, max_pixels=4096, min_pixels=2048
     )
+
+
+def test_the_shared_frame_cache_dir_reaches_every_process_that_decodes(tmp_path) -> None:
+    """data.frame_cache_dir: the rollout engines (and the helper engines), the teacher and
+    reference pools and the learner ranks all get the one resolved directory; a relative one lies
+    under out_dir and is run-scoped."""
+    out = tmp_path / "run"
+    driver = _driver([f"out_dir={out}", "data.frame_cache_dir=frames"])
+    shared = str(out / "frames")
+    assert driver.config.frame_cache_path() == shared
+    assert driver.config.frame_cache_is_run_scoped()
+    from launch.driver import engine_config
+
+    assert driver._engine_config().frame_cache_dir == shared
+    assert engine_config(driver.config, "m").frame_cache_dir == shared
+    pools: list[TeacherConfig] = []
+    started: list[LearnerSettings] = []
+    import teacher_server.pool
+    import trainer.learner_group
+
+    originals = (teacher_server.pool.TeacherPool, trainer.learner_group.LearnerGroup)
+    teacher_server.pool.TeacherPool = lambda config, **_: pools.append(config)
+    trainer.learner_group.LearnerGroup = lambda settings, **_: started.append(settings)
+    try:
+        driver._scoring_pool("teacher", model="t", top_k=4)
+        driver._scoring_pool("reference", model="r", top_k=0, backend="hf")
+        driver._start_learners()
+    finally:
+        teacher_server.pool.TeacherPool, trainer.learner_group.LearnerGroup = originals
+    assert [p.frame_cache_dir for p in pools] == [shared, shared]
+    assert started[0].frame_cache_dir == shared
+    # Elsewhere: kept (not run-scoped); unset: nobody shares.
+    elsewhere = _driver([f"out_dir={out}", f"data.frame_cache_dir={tmp_path / 'frames'}"])
+    assert not elsewhere.config.frame_cache_is_run_scoped()
+    assert elsewhere._engine_config().frame_cache_dir == str(tmp_path / "frames")
+    assert _driver(
+        [f"out_dir={out}", "data.frame_cache_dir=../frames"]
+    ).config.frame_cache_path() == str(tmp_path / "frames")
+    assert not _driver(
+        [f"out_dir={out}", "data.frame_cache_dir=../frames"]
+    ).config.frame_cache_is_run_scoped()
+    none = _driver([f"out_dir={out}"])
+    assert none.config.frame_cache_path() is None and none._engine_config().frame_cache_dir is None
+
+
+@pytest.mark.parametrize("value", ["''", ".", "..", "./"])
+def test_a_frame_cache_dir_that_is_or_holds_out_dir_is_refused(tmp_path, value: str) -> None:
+    from launch.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"data\.frame_cache_dir"):
+        load_config(None, [f"out_dir={tmp_path / 'run'}", f"data.frame_cache_dir={value}"])
+
+
+def test_processes_sharing_a_frame_cache_dir_decode_each_video_once(tmp_path) -> None:
+    """What data.frame_cache_dir buys: a second cache on the same directory (another process)
+    reads the frames the first one decoded instead of decoding them again."""
+    import numpy as np
+
+    from tvg.frame_cache import FrameCache
+    from tvg.synth_render import encode_video
+    from tvg.video import VideoSettings, build_vision_inputs
+
+    video = tmp_path / "clip.mp4"
+    encode_video(np.full((8, 32, 32, 3), 120, np.uint8), video, fps=2)
+    settings = VideoSettings(fps=1.0, max_frames=4)
+    shared = tmp_path / "frames"
+    first, second = FrameCache(disk_dir=shared), FrameCache(disk_dir=shared)
+    a = build_vision_inputs(video, settings, first)
+    b = build_vision_inputs(video, settings, second)
+    assert first.stats().misses == 1 and second.stats().misses == 0
+    assert second.stats().disk_hits == 1
+    assert np.array_equal(a.frames, b.frames)
+    alone = FrameCache()
+    build_vision_inputs(video, settings, alone)
+    assert alone.stats().misses == 1  # without the directory: decoded again

@@ -366,3 +366,39 @@ def test_streamed_teacher_scoring_gives_the_same_step(
     assert weights["true"].keys() == weights["false"].keys()
     for name, tensor in weights["false"].items():
         assert weights["true"][name].equal(tensor), name
+
+
+def test_a_run_scoped_shared_frame_cache_is_filled_and_removed(
+    tmp_path: Path, loop_data: Path, tiny_models_dir: Path, ray_session
+) -> None:
+    # data.frame_cache_dir under out_dir: the run's processes (rollout engine, transformers
+    # teacher worker, learner ranks) share one directory of decoded frames, which holds one
+    # complete entry per video decoded while the run lasts and is gone when it ends.
+    from launch.driver import Driver
+
+    config = _config(
+        "opd_full_rkl",
+        tmp_path / "run",
+        loop_data,
+        tiny_models_dir,
+        steps=1,
+        **{"teacher.backend": "hf", "data.frame_cache_dir": "frames"},
+    )
+    shared = tmp_path / "run" / "frames"
+    driver = Driver(config)
+    try:
+        driver.run()
+        entries = sorted(shared.glob("*.npz"))
+        assert entries and not list(shared.glob("*.tmp"))
+        videos = {Path(s.video).resolve() for s in driver.train_prompts + driver.val_prompts}
+        assert len(entries) <= len(videos)
+        for entry in entries:
+            with np.load(entry, allow_pickle=False) as data:
+                assert (
+                    data["frames"].ndim == 4
+                    and Path(json.loads(str(data["info"]))["video_path"]).resolve() in videos
+                )
+    finally:
+        driver.shutdown()
+    assert not shared.exists()
+    assert (tmp_path / "run" / "metrics.jsonl").is_file()  # the run's outputs stay
