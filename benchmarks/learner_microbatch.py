@@ -55,13 +55,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     from tvg.formats import read_samples
     from tvg.video import build_vision_inputs
-    from tvg.video_settings import VideoSettings
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
     root = Path(args.assets)
     cfg = load_config(str(REPO / "launch" / "configs" / "demo_opd.yaml"))
-    settings = VideoSettings(fps=cfg.data.fps, max_frames=cfg.data.max_frames)
+    settings = cfg.data.video_settings()
     samples = read_samples(root / "data" / "train.json", video_root=root / "data" / "videos")
     processor = AutoProcessor.from_pretrained(root / "student")
     student = load_hf_model(root / "student")  # installs the grouped attention

@@ -234,18 +234,18 @@ class RunConfig:
         relative one under out_dir), or None when the run has none."""
         if self.data.frame_cache_dir is None:
             return None
-        path = Path(self.data.frame_cache_dir).expanduser()
-        if not path.is_absolute():
-            path = Path(self.out_dir) / path
-        return os.path.normpath(path.absolute())
+        return str(_absolute(Path(self.out_dir) / Path(self.data.frame_cache_dir).expanduser()))
 
     def frame_cache_is_run_scoped(self) -> bool:
         """Whether the shared frame-cache directory is the run's own (under out_dir, deleted when
         the run ends)."""
         path = self.frame_cache_path()
-        if path is None:
-            return False
-        return Path(path).is_relative_to(os.path.normpath(Path(self.out_dir).absolute()))
+        return path is not None and Path(path).is_relative_to(_absolute(Path(self.out_dir)))
+
+
+def _absolute(path: Path) -> Path:
+    """`path` made absolute with its `..` and `.` parts resolved lexically (no symlinks)."""
+    return Path(os.path.normpath(path.absolute()))
 
 
 def resolve_config_path(path_or_preset: str) -> Path:
@@ -394,9 +394,9 @@ def _check_frame_cache_dir(config: RunConfig) -> None:
         return
     if not config.data.frame_cache_dir.strip():
         raise ConfigError("data.frame_cache_dir must be a directory path or null, not empty")
-    path = Path(config.frame_cache_path() or "")
-    out_dir = Path(os.path.normpath(Path(config.out_dir).absolute()))
-    if out_dir == path or out_dir.is_relative_to(path):
+    path = Path(str(config.frame_cache_path()))
+    out_dir = _absolute(Path(config.out_dir))
+    if out_dir.is_relative_to(path):
         raise ConfigError(
             f"data.frame_cache_dir {config.data.frame_cache_dir!r} is out_dir or holds it; "
             "give it a folder of its own (e.g. 'frame_cache', under out_dir)"

@@ -918,10 +918,11 @@ class Driver:
         (`data.frame_cache_dir` under out_dir: scratch, not an output)."""
         self.ledger.close()
         self._stop_actors()
-        if self.config.frame_cache_is_run_scoped():
+        path = self.config.frame_cache_path()
+        if path is not None and self.config.frame_cache_is_run_scoped():
             import shutil
 
-            shutil.rmtree(self.config.frame_cache_path() or "", ignore_errors=True)
+            shutil.rmtree(path, ignore_errors=True)
 
     def _stop_actors(self) -> None:
         groups = (self.rollout, self.teacher, self.teacher_answers, self.reference, self.learners)

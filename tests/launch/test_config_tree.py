@@ -213,12 +213,9 @@ def test_the_shared_frame_cache_dir_reaches_every_process_that_decodes(tmp_path)
     elsewhere = _driver([f"out_dir={out}", f"data.frame_cache_dir={tmp_path / 'frames'}"])
     assert not elsewhere.config.frame_cache_is_run_scoped()
     assert elsewhere._engine_config().frame_cache_dir == str(tmp_path / "frames")
-    assert _driver(
-        [f"out_dir={out}", "data.frame_cache_dir=../frames"]
-    ).config.frame_cache_path() == str(tmp_path / "frames")
-    assert not _driver(
-        [f"out_dir={out}", "data.frame_cache_dir=../frames"]
-    ).config.frame_cache_is_run_scoped()
+    beside = _driver([f"out_dir={out}", "data.frame_cache_dir=../frames"]).config
+    assert beside.frame_cache_path() == str(tmp_path / "frames")
+    assert not beside.frame_cache_is_run_scoped()
     none = _driver([f"out_dir={out}"])
     assert none.config.frame_cache_path() is None and none._engine_config().frame_cache_dir is None
 
