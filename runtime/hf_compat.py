@@ -6,8 +6,8 @@ them at `start + max(h, w) / merge`, which ignores the video's temporal extent. 
 different log-probabilities for every token after a video (3e-3 nats on a tiny model), so the
 learner (transformers) would not be scoring what the sampler (vLLM) sampled. `apply_hf_patches()`
 switches transformers to the reference rule; it is idempotent and called by every place that loads
-a transformers model (`load_hf_model`). It also installs `runtime.vision_attention` (a speed-up
-with identical values, not a parity fix).
+a transformers model (`load_hf_model`). It also installs two speed-ups with identical values, not
+parity fixes: `runtime.vision_attention` and `runtime.mrope_index` (Qwen3-VL's position ids).
 """
 
 from __future__ import annotations
@@ -78,16 +78,18 @@ def _qwen2_5_vl_rope_index(
 def apply_hf_patches() -> None:
     """Patch transformers so that its Qwen2.5-VL positions equal the reference (and vLLM's), and
     its Qwen-VL vision attention runs one kernel call per run of equal frames, not per frame
-    (`runtime.vision_attention`: the same values, far fewer calls)."""
+    (`runtime.vision_attention`: the same values, far fewer calls), and its Qwen3-VL position ids
+    come from array operations, not a loop per frame (`runtime.mrope_index`: the same ids)."""
     global _PATCHED
     if _PATCHED:
         return
     from transformers.models.qwen2_5_vl import modeling_qwen2_5_vl as qwen2_5_vl
 
-    from runtime import vision_attention
+    from runtime import mrope_index, vision_attention
 
     qwen2_5_vl.Qwen2_5_VLModel.get_rope_index = _qwen2_5_vl_rope_index
     vision_attention.install()
+    mrope_index.install()
     _PATCHED = True
 
 
