@@ -27,12 +27,13 @@ idempotent and part of `runtime.hf_compat.apply_hf_patches`. The stock method st
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
+
+from runtime.class_patches import patch_method
 
 # (module, class) of every model whose get_rope_index is transformers' Qwen3-VL one.
 QWEN3_VL_MODELS = (
@@ -159,17 +160,7 @@ def _stock_for(cls: type) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
 
 def install() -> list[type]:
     """Put `qwen3_vl_rope_index` on the Qwen3-VL model classes transformers has; return them."""
-    classes = []
-    for module_name, class_name in QWEN3_VL_MODELS:
-        try:
-            cls = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError):
-            continue
-        if cls not in _STOCK:
-            _STOCK[cls] = cls.get_rope_index
-            cls.get_rope_index = qwen3_vl_rope_index
-        classes.append(cls)
-    return classes
+    return patch_method(QWEN3_VL_MODELS, "get_rope_index", qwen3_vl_rope_index, _STOCK)
 
 
 def stock_rope_index(cls: type) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:

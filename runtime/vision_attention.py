@@ -16,13 +16,14 @@ stays reachable as `stock_forward(cls)` for comparison (tests/runtime/test_visio
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import torch
+
+from runtime.class_patches import patch_method
 
 # (module, class) of every vision attention whose non-flash path loops over frames.
 VISION_ATTENTION_CLASSES = (
@@ -99,14 +100,6 @@ def stock_forward(cls: type) -> Callable[..., torch.Tensor]:
 def install() -> list[type]:
     """Switch every importable vision attention class in VISION_ATTENTION_CLASSES to the grouped
     forward; returns the classes patched (idempotent)."""
-    patched = []
-    for module_name, class_name in VISION_ATTENTION_CLASSES:
-        try:
-            cls = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError):
-            continue
-        if cls not in _STOCK:
-            _STOCK[cls] = cls.forward
-            cls.forward = grouped_vision_attention_forward
-        patched.append(cls)
-    return patched
+    return patch_method(
+        VISION_ATTENTION_CLASSES, "forward", grouped_vision_attention_forward, _STOCK
+    )
