@@ -10,9 +10,11 @@
 #   peer      the single-process TRL peer (benchmarks/trl_peer.py; needs `pip install -e .[bench]`);
 #   colo2_vllm / colo2_torch  colo2 with the engines' CPU linear layers on vLLM's own kernels
 #             (every weight sync a layer-wise reload) / on torch's linear (rollout.cpu_linear;
-#             colo2 itself runs the default, oneDNN with the weights kept: a sync copies + repacks).
+#             colo2 itself runs the default, oneDNN with the weights kept: a sync copies + repacks);
+#   colo2_hf  colo2 sampling with the transformers engine (rollout.engine=hf) instead of vLLM.
 # Usage (after `vopd prepare-demo`):
-#   bash benchmarks/layouts.sh steps  [OUT] [REPEATS]   # 40-step runs, REPEATS (3) per layout:
+#   bash benchmarks/layouts.sh steps  [OUT] [REPEATS] [LAYOUTS]  # 40-step runs, REPEATS (3) per
+#        layout (LAYOUTS, default "separate colo2 colo1", taking turns):
 #        step time per phase and its run-to-run spread (no evaluation)
 #   bash benchmarks/layouts.sh kernels [OUT] [REPEATS]  # 60-step colo2 runs per rollout.cpu_linear
 #        kind (colo2_vllm, colo2, colo2_torch, alternating), REPEATS (3) each: the sync's share
@@ -45,6 +47,8 @@ declare -A LAYOUT=(
 )
 LAYOUT[colo2_vllm]="${LAYOUT[colo2]} rollout.cpu_linear=vllm"
 LAYOUT[colo2_torch]="${LAYOUT[colo2]} rollout.cpu_linear=torch"
+# colo2 sampling with the transformers engine (rollout.engine=hf) instead of vLLM.
+LAYOUT[colo2_hf]="${LAYOUT[colo2]} rollout.engine=hf"
 run() {  # run NAME LAYOUT EXTRA...
   local name=$1 layout=$2; shift 2
   [ -f "$OUT/$name/summary.json" ] && return
@@ -65,7 +69,8 @@ step_runs() {  # step_runs REPEATS STEPS LAYOUT...: the layouts taking turns, no
   done
 }
 if [ "$MODE" = steps ]; then
-  step_runs "${3:-3}" 40 separate colo2 colo1
+  # shellcheck disable=SC2086
+  step_runs "${3:-3}" 40 ${4:-separate colo2 colo1}
 elif [ "$MODE" = kernels ]; then
   step_runs "${3:-3}" 60 colo2_vllm colo2 colo2_torch
 elif [ "$MODE" = series ]; then
