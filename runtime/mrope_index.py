@@ -72,8 +72,8 @@ def _row_positions(
     runs = starts.shape[0]
     t_len = np.ones(runs, dtype=np.int64)  # merged grid per run (text runs: 1 x 1 x length)
     h_len = np.ones(runs, dtype=np.int64)
-    w_len = lengths.astype(np.int64).copy()
-    advance = lengths.astype(np.int64).copy()
+    w_len = lengths.astype(np.int64)
+    advance = lengths.astype(np.int64)
     for modality in (1, 2):
         at = np.flatnonzero(run_types == modality)
         if at.size == 0:
