@@ -986,6 +986,12 @@ class Driver:
         return {
             "layout": self.config.placement.layout,
             "rollout": "colocated" if self.config.rollout.colocate else "separate",
+            # Per rollout engine: its kind and whether it samples with its learner rank's own
+            # module (trainer.hybrid: the colocated transformers engine) or holds a copy.
+            "rollout_engines": [
+                {"engine": info["engine"], "shares_weights": info.get("shares_weights", False)}
+                for info in getattr(self.rollout, "worker_info", None) or []
+            ],
             "threads": self.thread_plan(),
             "pools": pools,
             "rendezvous": dict(getattr(self.learners, "rendezvous", {}) or {}),

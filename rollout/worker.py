@@ -20,15 +20,27 @@ from rollout.weight_sync import WeightBucket, WeightUpdateResult
 from tvg.frame_cache import FrameCache
 
 
-def build_engine(config: EngineConfig, frame_cache: FrameCache | None = None) -> Any:
-    """Build the engine `config.engine` names ("vllm" or "hf") in this process."""
+def build_engine(
+    config: EngineConfig,
+    frame_cache: FrameCache | None = None,
+    model: Any = None,
+    prompt_cache: Any = None,
+) -> Any:
+    """Build the engine `config.engine` names ("vllm" or "hf") in this process; `model`: a
+    transformers module the "hf" engine samples with instead of loading its own (shared
+    weights; vLLM always holds its own copy); `prompt_cache`: processed prompts the "hf" engine
+    shares with the process's learner (`runtime.processed_prompts`; vLLM keeps its own)."""
     if config.engine == "vllm":
+        if model is not None:
+            raise ValueError(
+                "build_engine: a vLLM engine holds its own weights; model= is for 'hf'"
+            )
         from rollout.engine_vllm import VLLMEngine
 
         return VLLMEngine(config, frame_cache)
     from rollout.engine_hf import HFEngine
 
-    return HFEngine(config, frame_cache)
+    return HFEngine(config, frame_cache, model=model, prompt_cache=prompt_cache)
 
 
 def worker_env(config: EngineConfig) -> dict[str, str]:
@@ -56,6 +68,7 @@ def engine_info(engine: Any, index: int, startup_s: float) -> dict[str, Any]:
         "host": socket.gethostname(),
         "engine": engine.name,
         "threads": engine.threads,
+        "shares_weights": getattr(engine, "shares_weights", False),
         "weights_version": engine.weights_version,
         "startup_s": startup_s,
     }

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from runtime.processed_prompts import PromptCache, process_prompts, right_padded
 from runtime.prompting import prompt_text, vision_placeholder_ids
 from tvg.vision_inputs import VisionInputs
 
@@ -43,56 +44,29 @@ class HFBatch:
     completion_lengths: list[int]
 
 
-def build_hf_batch(processor: Any, items: Sequence[ScoringItem]) -> HFBatch:
+def build_hf_batch(
+    processor: Any, items: Sequence[ScoringItem], cache: PromptCache | None = None
+) -> HFBatch:
     """Build right-padded model inputs (expanded prompt + completion ids) for a batch of items.
 
     One processor call for the whole batch (the same ids and pixel values as one call per item,
-    tested; the per-call overhead of the processor's keyword handling is paid once)."""
+    tested; the per-call overhead of the processor's keyword handling is paid once). With a
+    `cache` (`runtime.processed_prompts.PromptCache`) the prompts it holds are not processed
+    again; the inputs are the same either way (tested)."""
     tokenizer = processor.tokenizer
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     texts = [prompt_text(tokenizer, item.query, item.prompt_style) for item in items]
-    vision = [item.vision.hf_processor_kwargs() for item in items]
-    videos = [frames for kwargs in vision for frames in kwargs["videos"]]
-    metadata = [meta for kwargs in vision for meta in kwargs["video_metadata"]]
-    per_video = ("videos", "video_metadata")
-    options = [{k: v for k, v in kw.items() if k not in per_video} for kw in vision]
-    if any(o != options[0] for o in options[1:]):
-        raise ValueError("build_hf_batch: items need the same processor options in one batch")
-    encoded = processor(text=texts, videos=videos, video_metadata=metadata, **options[0])
-    rows: list[list[int]] = []
-    type_rows: list[list[int]] = []
-    prompt_lengths: list[int] = []
-    types = encoded.get("mm_token_type_ids")
-    for i, item in enumerate(items):
-        prompt_ids = [int(t) for t in encoded["input_ids"][i]]
-        completion = [int(t) for t in item.completion_ids]
-        rows.append(prompt_ids + completion)
-        prompt_lengths.append(len(prompt_ids))
-        if types is not None:
-            type_rows.append([int(t) for t in types[i]] + [0] * len(completion))
-    width = max(len(r) for r in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        input_ids[i, : len(row)] = torch.tensor(row)
-        attention[i, : len(row)] = 1
-    inputs: dict[str, torch.Tensor] = {
-        "input_ids": input_ids,
-        "attention_mask": attention,
-        "pixel_values_videos": torch.as_tensor(encoded["pixel_values_videos"]),
-        "video_grid_thw": torch.as_tensor(encoded["video_grid_thw"]),
-    }
-    if type_rows:
-        types_tensor = torch.zeros((len(rows), width), dtype=torch.int32)
-        for i, row in enumerate(type_rows):
-            types_tensor[i, : len(row)] = torch.tensor(row, dtype=torch.int32)
-        inputs["mm_token_type_ids"] = types_tensor
-    if "second_per_grid_ts" in encoded:
-        inputs["second_per_grid_ts"] = torch.as_tensor(encoded["second_per_grid_ts"]).reshape(-1)
+    visions = [item.vision for item in items]
+    entries = (
+        cache.get(processor, texts, visions)
+        if cache is not None
+        else process_prompts(processor, texts, visions)
+    )
+    completions = [item.completion_ids for item in items]
     return HFBatch(
-        inputs=inputs,
-        prompt_lengths=prompt_lengths,
-        completion_lengths=[len(item.completion_ids) for item in items],
+        inputs=right_padded(entries, completions, pad_id),
+        prompt_lengths=[len(e.input_ids) for e in entries],
+        completion_lengths=[len(c) for c in completions],
     )
 
 
@@ -257,6 +231,7 @@ def completion_log_probs(
     top_k: int = 0,
     return_rows: bool = False,
     completion_logits_only: bool = True,
+    cache: PromptCache | None = None,
 ) -> list[dict[str, torch.Tensor]]:
     """Per completion token: log-prob of the sampled token (and the top-k) under `model`.
 
@@ -273,12 +248,13 @@ def completion_log_probs(
     positions that predict completion tokens (`lm_head_only_at`), not over the whole prompt (the
     video's vision tokens included); False computes the logits of every position first (the
     former path, kept for comparison: same results to float tolerance, far more memory with a
-    long prompt and a large vocabulary).
+    long prompt and a large vocabulary). cache: processed prompts kept between calls
+    (`build_hf_batch`).
     """
     return batch_log_probs(
         model,
         processor,
-        build_hf_batch(processor, items),
+        build_hf_batch(processor, items, cache),
         temperature=temperature,
         top_k=top_k,
         return_rows=return_rows,

@@ -8,6 +8,7 @@ import torch
 
 from runtime.hf_compat import inference_device, load_hf_model
 from runtime.hf_scoring import ScoringItem, completion_log_probs
+from runtime.processed_prompts import PromptCache
 from teacher_server.config import TeacherConfig
 from teacher_server.items import ScoreItem, TokenScores, resolve_vision
 from teacher_server.scorer import LocalScorer
@@ -29,6 +30,8 @@ class HFScorer(LocalScorer):
         self.model = load_hf_model(
             config.model, dtype=DTYPES[config.dtype], device=inference_device()
         ).eval()
+        # Processed prompts kept between calls (runtime.processed_prompts).
+        self.prompt_cache = PromptCache()
 
     def score(self, items: Sequence[ScoreItem]) -> list[TokenScores]:
         """Per completion token: sampled-token log-prob and top-k, for every item, in order."""
@@ -49,7 +52,12 @@ class HFScorer(LocalScorer):
                 )
             with torch.no_grad():
                 outs = completion_log_probs(
-                    self.model, self.processor, batch, self.config.temperature, self.config.top_k
+                    self.model,
+                    self.processor,
+                    batch,
+                    self.config.temperature,
+                    self.config.top_k,
+                    cache=self.prompt_cache,
                 )
             for item, out in zip(chunk, outs, strict=True):
                 n = int(item.completion_ids.shape[0])

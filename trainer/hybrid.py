@@ -13,6 +13,12 @@ layer-wise in-place reload, the digests behind `checksum()`); nothing is seriali
 through the driver or Ray's object store. Every rank holds the full weights under ZeRO-1/2; under
 ZeRO-3 each bucket is gathered on every rank first (a collective: every rank syncs together).
 
+Shared weights (`rollout.engine=hf`, ZeRO-1/2): the transformers engine samples with the rank's
+own module (the student DeepSpeed trains), not a copy of it, as verl's transformers rollout
+does. A sync then copies nothing: the engine checks that every tensor of each bucket is its own
+(same storage), records the digests and the version, and `verify_sync` still compares them with
+the learner's. Under ZeRO-3 (parameters partitioned) and with vLLM the engine keeps its own copy.
+
 In the learners' process group: the engine is built after DeepSpeed initialised torch.distributed,
 so vLLM joins that world (it forms its own tensor-parallel groups of one rank each inside it)
 instead of starting a second one. One engine per rank, for the life of the process.
@@ -52,7 +58,13 @@ class HybridRank(LearnerRank):
         """Join the process group, build the learner, then the rollout engine; return the rank."""
         super().join(master_addr, master_port)
         started = time.perf_counter()
-        self.rollout_engine = build_engine(self.engine_config, self.frame_cache)
+        shared = self.engine_config.engine == "hf" and self.settings.zero_stage < 3
+        self.rollout_engine = build_engine(
+            self.engine_config,
+            self.frame_cache,
+            model=self.engine.module if shared else None,
+            prompt_cache=self.prompt_cache,
+        )
         self.engine_startup_s = time.perf_counter() - started
         return self.rank
 

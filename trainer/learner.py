@@ -179,6 +179,7 @@ class Learner:
         from runtime.collective import default_backend
         from runtime.hf_compat import inference_device, load_hf_model
         from runtime.hf_scoring import same_position_rule
+        from runtime.processed_prompts import PromptCache
         from trainer.ds_config import deepspeed_config
         from trainer.lr_schedule import lr_multiplier
         from tvg.frame_cache import FrameCache
@@ -237,6 +238,9 @@ class Learner:
         self.frame_cache = FrameCache(
             max_bytes=settings.frame_cache_bytes, disk_dir=settings.frame_cache_dir
         )
+        # Processed prompts (runtime.processed_prompts), kept between steps; a colocated rank's
+        # transformers engine shares them (trainer.hybrid).
+        self.prompt_cache = PromptCache()
         self.step_count = 0
 
     @staticmethod
@@ -308,6 +312,7 @@ class Learner:
                     self._scoring_items(prompts, chunk),
                     temperature=self.settings.temperature,
                     top_k=top_k,
+                    cache=self.prompt_cache,
                 )
                 if weight:
                     out.extend({k: v.float().cpu().numpy() for k, v in s.items()} for s in scores)
@@ -365,7 +370,9 @@ class Learner:
                 )
                 finite = False
             with timer.phase("inputs"):  # frames (cached) and the processor, once per chunk
-                batch = build_hf_batch(self.processor, self._scoring_items(prompts, clean))
+                batch = build_hf_batch(
+                    self.processor, self._scoring_items(prompts, clean), self.prompt_cache
+                )
                 if self.share_positions:
                     batch = with_position_ids(self.engine, batch)
             with timer.phase("student_forward"):

@@ -66,6 +66,30 @@ def test_colocated_layout_equals_the_separate_one_survives_a_kill_and_resumes(
     assert placement["rollout"] == "colocated" and len(placement["pools"]["rollout"]) == 2
 
 
+@pytest.mark.timeout(900)
+def test_colocated_transformers_engines_sample_with_the_ranks_own_module(
+    tmp_path: Path, loop_data: Path, tiny_models_dir: Path, ray_session
+) -> None:
+    """rollout.engine=hf colocated under ZeRO-2: each rank's engine samples with the module its
+    learner trains (no copy), and the run is step for step the separate layout's, whose engines
+    hold copies synced every step."""
+    hf = {"rollout.engine": "hf", "trainer.mismatch_every": "1", "learner.zero_stage": "2"}
+    separate = _run(_config(tmp_path / "separate", loop_data, tiny_models_dir, 3, False, **hf))
+    shared = _run(_config(tmp_path / "shared", loop_data, tiny_models_dir, 3, True, **hf))
+    for a, b in zip(separate, shared, strict=True):
+        assert a["tokens_generated"] == b["tokens_generated"]
+        assert a["sync_checksum"] == b["sync_checksum"]
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-5)
+        # The behaviour log-probs (recorded while sampling) are the learner's own.
+        assert b["logprob_mismatch_max"] < 1e-4
+    engines = {
+        name: json.loads((tmp_path / name / "placement.json").read_text())["rollout_engines"]
+        for name in ("separate", "shared")
+    }
+    assert engines["separate"] == [{"engine": "hf", "shares_weights": False}] * 2
+    assert engines["shared"] == [{"engine": "hf", "shares_weights": True}] * 2
+
+
 def test_colocated_layout_refuses_settings_it_would_ignore(tmp_path: Path) -> None:
     base = [f"out_dir={tmp_path}", "rollout.colocate=true", "learner.num_ranks=2"]
     with pytest.raises(ConfigError, match=r"rollout.num_workers \(1\) must equal"):

@@ -1,0 +1,232 @@
+"""What the model's processor makes of one prompt, computed once per process (`PromptCache`).
+
+Every transformers-side consumer runs the processor over the same prompts again and again: the
+learner on each micro-batch, the transformers engine before each `generate`, the teacher's
+transformers backend on each scoring call; in the colocated layout the rank's engine and its
+learner even process the same prompts within one step. The processor's work on a prompt (chat
+text with the video placeholders expanded, and the video's patches resized and normalised) does
+not depend on the weights or on the rest of the batch (one call over a batch gives each prompt
+the same ids and pixel values as a call of its own: tested), so it is kept per prompt.
+
+- Key: the tokenizer's name, the prompt's chat text and the frame cache's key of its video (the
+  file's path, modification time, size and the decoding settings), so an edited video is a new
+  entry. Only vision inputs from a `FrameCache` are kept (their frames are read-only: the decode
+  of that file version); inputs built another way are processed every time.
+- Entries hold the expanded prompt ids, the multimodal token types, and the video tensors (patch
+  values, grid, seconds per grid when the processor returns them), on the CPU; least recently
+  used entries go first beyond `max_bytes`.
+- `right_padded` and `left_padded` assemble a batch from entries exactly as the processor's own
+  batch call would (tested): right padding with completions appended for scoring, left padding
+  for `generate`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from tvg.vision_inputs import VisionInputs
+
+# Per process. The demo's prompts take ~0.26 MB each (24 frames of 32 x 32), so its 2,000
+# training prompts fit in ~0.5 GB.
+DEFAULT_MAX_BYTES = 1 << 30
+# The processor outputs a cached prompt may hold; any other key makes a batch uncacheable.
+PROMPT_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
+VIDEO_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
+
+
+@dataclass(frozen=True)
+class ProcessedPrompt:
+    """One prompt as the processor made it: expanded ids, token types, its videos' tensors."""
+
+    input_ids: list[int]
+    token_types: list[int] | None
+    video: dict[str, torch.Tensor]
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the entry takes, roughly (ids at 8 bytes each, tensors exactly)."""
+        ids = 8 * len(self.input_ids) * (2 if self.token_types is not None else 1)
+        return ids + sum(t.numel() * t.element_size() for t in self.video.values())
+
+
+def process_prompts(
+    processor: Any, texts: Sequence[str], visions: Sequence[VisionInputs]
+) -> list[ProcessedPrompt]:
+    """One processor call over `texts` with one video each, split into one entry per prompt."""
+    kwargs = [v.hf_processor_kwargs() for v in visions]
+    per_video = ("videos", "video_metadata")
+    options = [{k: v for k, v in kw.items() if k not in per_video} for kw in kwargs]
+    if any(o != options[0] for o in options[1:]):
+        raise ValueError("process_prompts: prompts need the same processor options in one call")
+    encoded = processor(
+        text=list(texts),
+        videos=[f for kw in kwargs for f in kw["videos"]],
+        video_metadata=[m for kw in kwargs for m in kw["video_metadata"]],
+        **options[0],
+    )
+    unknown = set(encoded.keys()) - set(PROMPT_KEYS) - set(VIDEO_KEYS)
+    if unknown:
+        raise ValueError(f"process_prompts: the processor returned {sorted(unknown)}, not kept")
+    grid = torch.as_tensor(encoded["video_grid_thw"])
+    patches = torch.as_tensor(encoded["pixel_values_videos"])
+    patches_per_video = grid.prod(dim=1).tolist()
+    seconds = encoded.get("second_per_grid_ts")
+    out: list[ProcessedPrompt] = []
+    row = 0
+    video = 0
+    for i, kw in enumerate(kwargs):
+        count = len(kw["videos"])
+        rows = sum(patches_per_video[video : video + count])
+        tensors = {
+            "pixel_values_videos": patches[row : row + rows].clone(),
+            "video_grid_thw": grid[video : video + count].clone(),
+        }
+        if seconds is not None:
+            tensors["second_per_grid_ts"] = (
+                torch.as_tensor(seconds).reshape(-1)[video : video + count].clone()
+            )
+        types = encoded.get("mm_token_type_ids")
+        out.append(
+            ProcessedPrompt(
+                input_ids=[int(t) for t in encoded["input_ids"][i]],
+                token_types=[int(t) for t in types[i]] if types is not None else None,
+                video=tensors,
+            )
+        )
+        row += rows
+        video += count
+    return out
+
+
+def _video_inputs(entries: Sequence[ProcessedPrompt]) -> dict[str, torch.Tensor]:
+    """The batch's video tensors: each entry's, in order (as the processor concatenates them)."""
+    keys = [k for k in VIDEO_KEYS if k in entries[0].video]
+    return {k: torch.cat([e.video[k] for e in entries]) for k in keys}
+
+
+def right_padded(
+    entries: Sequence[ProcessedPrompt], completions: Sequence[Sequence[int]], pad_id: int
+) -> dict[str, torch.Tensor]:
+    """Scoring inputs: prompt + completion ids per row, right-padded, with the video tensors."""
+    rows = [e.input_ids + [int(t) for t in c] for e, c in zip(entries, completions, strict=True)]
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        input_ids[i, : len(row)] = torch.tensor(row)
+        attention[i, : len(row)] = 1
+    inputs = {"input_ids": input_ids, "attention_mask": attention, **_video_inputs(entries)}
+    if entries[0].token_types is not None:
+        types = torch.zeros((len(rows), width), dtype=torch.int32)
+        for i, e in enumerate(entries):
+            types[i, : len(e.token_types or [])] = torch.tensor(e.token_types, dtype=torch.int32)
+        inputs["mm_token_type_ids"] = types
+    return inputs
+
+
+def left_padded(entries: Sequence[ProcessedPrompt], pad_id: int) -> dict[str, torch.Tensor]:
+    """Generation inputs: the prompts left-padded (the processor's `padding=True` with a
+    left-padding tokenizer, as tensors), with the video tensors."""
+    width = max(len(e.input_ids) for e in entries)
+    input_ids = torch.full((len(entries), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(entries), width), dtype=torch.long)
+    for i, e in enumerate(entries):
+        n = len(e.input_ids)
+        input_ids[i, width - n :] = torch.tensor(e.input_ids)
+        attention[i, width - n :] = 1
+    inputs = {"input_ids": input_ids, "attention_mask": attention, **_video_inputs(entries)}
+    if entries[0].token_types is not None:
+        types = torch.zeros((len(entries), width), dtype=torch.long)
+        for i, e in enumerate(entries):
+            n = len(e.input_ids)
+            types[i, width - n :] = torch.tensor(e.token_types, dtype=torch.long)
+        inputs["mm_token_type_ids"] = types
+    return inputs
+
+
+def prompt_key(processor: Any, text: str, vision: VisionInputs) -> tuple[str, str, str] | None:
+    """The cache key of a prompt, or None when its vision inputs did not come from a
+    `FrameCache` (module docstring) or its video file is gone."""
+    from tvg.frame_cache import cache_key
+
+    if vision.frames.flags.writeable:
+        return None
+    try:
+        video = cache_key(vision.video_path, vision.settings)
+    except OSError:
+        return None
+    return (str(getattr(processor.tokenizer, "name_or_path", "")), text, video)
+
+
+@dataclass
+class CacheCounts:
+    """Hits and misses of a `PromptCache` since it was made."""
+
+    hits: int = 0
+    misses: int = 0
+
+
+class PromptCache:
+    """Processed prompts of one process, least recently used first out (module docstring)."""
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        """An empty cache holding at most `max_bytes` of entries (0: keeps nothing)."""
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
+        self.max_bytes = int(max_bytes)
+        self.counts = CacheCounts()
+        self._entries: OrderedDict[tuple[str, str, str], ProcessedPrompt] = OrderedDict()
+        self._nbytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the entries take now."""
+        return self._nbytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(
+        self, processor: Any, texts: Sequence[str], visions: Sequence[VisionInputs]
+    ) -> list[ProcessedPrompt]:
+        """The processed prompts for `texts` / `visions` (one video each): kept entries as they
+        are, the rest from one processor call over them, then kept."""
+        keys = [prompt_key(processor, t, v) for t, v in zip(texts, visions, strict=True)]
+        out: list[ProcessedPrompt | None] = [None] * len(keys)
+        with self._lock:
+            for i, key in enumerate(keys):
+                if key is not None and key in self._entries:
+                    self._entries.move_to_end(key)
+                    out[i] = self._entries[key]
+        missing = [i for i, entry in enumerate(out) if entry is None]
+        self.counts.hits += len(keys) - len(missing)
+        self.counts.misses += len(missing)
+        if missing:
+            made = process_prompts(
+                processor, [texts[i] for i in missing], [visions[i] for i in missing]
+            )
+            for i, entry in zip(missing, made, strict=True):
+                out[i] = entry
+                if keys[i] is not None:
+                    self._put(keys[i], entry)
+        return [entry for entry in out if entry is not None]
+
+    def _put(self, key: tuple[str, str, str], entry: ProcessedPrompt) -> None:
+        size = entry.nbytes
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._entries:
+                return
+            self._entries[key] = entry
+            self._nbytes += size
+            while self._nbytes > self.max_bytes:
+                _, old = self._entries.popitem(last=False)
+                self._nbytes -= old.nbytes
