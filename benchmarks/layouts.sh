@@ -11,7 +11,9 @@
 #   colo2_vllm / colo2_torch  colo2 with the engines' CPU linear layers on vLLM's own kernels
 #             (every weight sync a layer-wise reload) / on torch's linear (rollout.cpu_linear;
 #             colo2 itself runs the default, oneDNN with the weights kept: a sync copies + repacks);
-#   colo2_hf  colo2 sampling with the transformers engine (rollout.engine=hf) instead of vLLM.
+#   colo2_hf  colo2 sampling with the transformers engine (rollout.engine=hf) instead of vLLM:
+#             each rank's engine samples with the rank's own module (no weight copy);
+#   separate_hf  the separate layout with transformers rollout workers (rollout.engine=hf).
 # Usage (after `vopd prepare-demo`):
 #   bash benchmarks/layouts.sh steps  [OUT] [REPEATS] [LAYOUTS]  # 40-step runs, REPEATS (3) per
 #        layout (LAYOUTS, default "separate colo2 colo1", taking turns):
@@ -49,6 +51,7 @@ LAYOUT[colo2_vllm]="${LAYOUT[colo2]} rollout.cpu_linear=vllm"
 LAYOUT[colo2_torch]="${LAYOUT[colo2]} rollout.cpu_linear=torch"
 # colo2 sampling with the transformers engine (rollout.engine=hf) instead of vLLM.
 LAYOUT[colo2_hf]="${LAYOUT[colo2]} rollout.engine=hf"
+LAYOUT[separate_hf]="rollout.engine=hf"
 run() {  # run NAME LAYOUT EXTRA...
   local name=$1 layout=$2; shift 2
   [ -f "$OUT/$name/summary.json" ] && return

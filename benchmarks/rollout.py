@@ -6,8 +6,9 @@
    temperature 1, fixed lengths (`ignore_eos`, --max-tokens each), for several thread counts.
    Plus an "early stops" case: per-prompt lengths drawn from 4..64 tokens (where continuous
    batching should win: transformers' batch runs until its longest row is done).
-   vLLM returns the behaviour log-probs in the same pass; the transformers engine needs a
-   scoring pass for them (`runtime.hf_scoring`), reported separately.
+   Both engines return the behaviour log-probs from the sampling pass itself (the transformers
+   engine records them while `generate` runs, `rollout.hf_behaviour`; results files from before
+   that change counted a separate scoring pass in the "with log-probs" columns).
 2. Weight-sync milliseconds into an in-process vLLM engine (the bucket protocol of
    `rollout.weight_sync`, what one `RolloutWorker` does per update) for the tiny student, the tiny
    teacher and a ~0.5B-parameter text model built from a Qwen2.5-0.5B-shaped config; default

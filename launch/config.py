@@ -112,8 +112,10 @@ class TrainerConfig:
     # backward FLOPs (the ledger's `learner_flops`, summed) to this many; null: none. With
     # `budget_s` too, whichever runs out first ends the run (and the cosine decay).
     budget_flops: float | None = None
-    # Recompute the batch's log-probs on the learner before the update every N steps (0: never)
-    # to measure the rollout-vs-learner mismatch and the entropy; costs one forward pass.
+    # Every N steps (0: never) measure the rollout-vs-learner log-prob mismatch and the entropy:
+    # read from the update's own forward when the step is one update over the whole batch (no
+    # cost), else from a forward pass of its own before the updates (ppo_mini_batches or
+    # ppo_epochs > 1).
     mismatch_every: int = 1
     # In-process recoveries from a dead or stuck learner rank (restart the learner group, rewind
     # to the last checkpoint) before the run stops with an error.

@@ -553,15 +553,19 @@ class Driver:
             t_learner = time.perf_counter()
             sampled = [t for t in batch.trajectories if not t.is_ground_truth]
             every = cfg.trainer.mismatch_every
-            if sampled and every and (self.step + 1) % every == 0:
+            measure = bool(sampled and every and (self.step + 1) % every == 0)
+            # Dynamic filtering can drop every group (all rewards equal): no update this step.
+            parts = ppo_mini_batches(batch.trajectories, cfg, self.step)
+            # One update over the whole batch: its own forward runs on the weights before it,
+            # so the mismatch is read from it; else one forward pass of its own first.
+            from_update = measure and len(parts) == 1
+            rows = None
+            if measure and not from_update:
                 rows = self.learners.log_probs(
                     batch.prompts, batch.trajectories, sampled_by=batch.sampled_by
                 )
-                learner_lp = [r["logprobs"] for r in rows]
-                entropy = float(np.concatenate([r["entropy"] for r in rows]).mean())
-            # Dynamic filtering can drop every group (all rewards equal): no update this step.
             updates = []
-            for part in ppo_mini_batches(batch.trajectories, cfg, self.step):
+            for part in parts:
                 updates.append(
                     self.learners.train_step(
                         batch.prompts,
@@ -570,8 +574,14 @@ class Driver:
                         options,
                         time_progress=self._budget_progress(),
                         sampled_by=batch.sampled_by,
+                        keep_logprobs=from_update,
                     )
                 )
+            if from_update:
+                rows = self.learners.rows_in_order(parts[0], updates[0], batch.sampled_by)
+            if rows is not None:
+                learner_lp = [r["logprobs"] for r in rows]
+                entropy = float(np.concatenate([r["entropy"] for r in rows]).mean())
             learner_s = time.perf_counter() - t_learner
         # Each PPO epoch passes over the whole batch once (forward and backward): the tokens the
         # learner ranks report they ran, over every update (vision tokens expanded, also for
@@ -581,10 +591,10 @@ class Driver:
         flops = learner_flops(
             self.num_params,
             trained_tokens,
-            seq_tokens if learner_lp else 0,
+            seq_tokens if learner_lp and not from_update else 0,
             head_params=self.head_params,
             trained_head_tokens=head_tokens * cfg.trainer.ppo_epochs if updates else 0,
-            extra_head_tokens=head_tokens if learner_lp else 0,
+            extra_head_tokens=head_tokens if learner_lp and not from_update else 0,
         )
         self.step += 1
         if self._ahead is not None:  # the engines must finish the next batch before the sync

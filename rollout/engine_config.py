@@ -142,9 +142,11 @@ class SamplingConfig:
 @dataclass
 class RolloutConfig:
     """The run configuration's `rollout:` section: student sampling with vLLM (or the
-    transformers reference engine). Its values reach the engines, the rollout group and every
+    transformers engine). Its values reach the engines, the rollout group and every
     sampling call through `engine_config`, `group_config` and `sampling` (nowhere else)."""
 
+    # "vllm" or "hf" (transformers' generate). With rollout.colocate and ZeRO-1/2 an "hf" engine
+    # samples with its learner rank's own module: no weight copy at all (trainer.hybrid).
     engine: str = "vllm"
     num_workers: int = 1
     n: int = 1

@@ -11,6 +11,7 @@ checkpoints), which the vLLM sampler never allows either.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from collections.abc import Iterator, Sequence
@@ -42,6 +43,9 @@ class HFBatch:
     inputs: dict[str, torch.Tensor]
     prompt_lengths: list[int]
     completion_lengths: list[int]
+    # Each item's prompt key when built from a `PromptCache` (None for an item it does not
+    # keep), for per-prompt caches downstream (`runtime.vision_features`); None without one.
+    prompt_keys: list[Any] | None = None
 
 
 def build_hf_batch(
@@ -67,6 +71,7 @@ def build_hf_batch(
         inputs=right_padded(entries, completions, pad_id),
         prompt_lengths=[len(e.input_ids) for e in entries],
         completion_lengths=[len(c) for c in completions],
+        prompt_keys=[e.key for e in entries] if cache is not None else None,
     )
 
 
@@ -123,11 +128,7 @@ def with_position_ids(model: Any, batch: HFBatch) -> HFBatch:
     inputs = inputs_on_model_device(model, inputs)
     with torch.no_grad():
         position_ids, _ = backbone.get_rope_index(**inputs)
-    return HFBatch(
-        inputs={**batch.inputs, "position_ids": position_ids},
-        prompt_lengths=batch.prompt_lengths,
-        completion_lengths=batch.completion_lengths,
-    )
+    return dataclasses.replace(batch, inputs={**batch.inputs, "position_ids": position_ids})
 
 
 def masked_log_softmax(

@@ -22,6 +22,7 @@ the same ids and pixel values as a call of its own: tested), so it is kept per p
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -47,6 +48,8 @@ class ProcessedPrompt:
     input_ids: list[int]
     token_types: list[int] | None
     video: dict[str, torch.Tensor]
+    # The prompt's key in a `PromptCache` (None: not kept), for caches keyed by prompt.
+    key: tuple[str, str, str] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -213,9 +216,11 @@ class PromptCache:
                 processor, [texts[i] for i in missing], [visions[i] for i in missing]
             )
             for i, entry in zip(missing, made, strict=True):
+                key = keys[i]
+                if key is not None:
+                    entry = dataclasses.replace(entry, key=key)
+                    self._put(key, entry)
                 out[i] = entry
-                if keys[i] is not None:
-                    self._put(keys[i], entry)
         return [entry for entry in out if entry is not None]
 
     def _put(self, key: tuple[str, str, str], entry: ProcessedPrompt) -> None:

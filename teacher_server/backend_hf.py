@@ -1,14 +1,20 @@
-"""Transformers teacher backend: one forward per batch, exact temperature and vision-token mask."""
+"""Transformers teacher backend: one forward per batch, exact temperature and vision-token mask.
+
+Each prompt goes through the processor once per worker (`runtime.processed_prompts`) and each
+video through the frozen model's vision encoder once (`runtime.vision_features`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import torch
 
 from runtime.hf_compat import inference_device, load_hf_model
-from runtime.hf_scoring import ScoringItem, completion_log_probs
+from runtime.hf_scoring import ScoringItem, batch_log_probs, build_hf_batch
 from runtime.processed_prompts import PromptCache
+from runtime.vision_features import FrozenVisionFeatures
 from teacher_server.config import TeacherConfig
 from teacher_server.items import ScoreItem, TokenScores, resolve_vision
 from teacher_server.scorer import LocalScorer
@@ -18,7 +24,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 class HFScorer(LocalScorer):
-    """Scores completions with `runtime.hf_scoring.completion_log_probs` (the learner's code)."""
+    """Scores completions with `runtime.hf_scoring.batch_log_probs` (the learner's code)."""
 
     backend = "hf"
 
@@ -30,8 +36,9 @@ class HFScorer(LocalScorer):
         self.model = load_hf_model(
             config.model, dtype=DTYPES[config.dtype], device=inference_device()
         ).eval()
-        # Processed prompts kept between calls (runtime.processed_prompts).
+        # Processed prompts and video features kept between calls.
         self.prompt_cache = PromptCache()
+        self.vision = FrozenVisionFeatures(self.model)
 
     def score(self, items: Sequence[ScoreItem]) -> list[TokenScores]:
         """Per completion token: sampled-token log-prob and top-k, for every item, in order."""
@@ -50,14 +57,17 @@ class HFScorer(LocalScorer):
                         item.completion_ids.tolist(),
                     )
                 )
+            hf_batch = build_hf_batch(self.processor, batch, self.prompt_cache)
+            hf_batch = dataclasses.replace(
+                hf_batch, inputs=self.vision.inputs_for(hf_batch.inputs, hf_batch.prompt_keys)
+            )
             with torch.no_grad():
-                outs = completion_log_probs(
+                outs = batch_log_probs(
                     self.model,
                     self.processor,
-                    batch,
+                    hf_batch,
                     self.config.temperature,
                     self.config.top_k,
-                    cache=self.prompt_cache,
                 )
             for item, out in zip(chunk, outs, strict=True):
                 n = int(item.completion_ids.shape[0])

@@ -11,7 +11,10 @@ every learner rank. The teacher's values reach the loss under the same names the
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
+
+from runtime.vision_features import FrozenVisionFeatures
 
 
 class ColocatedTeacher:
@@ -35,16 +38,22 @@ class ColocatedTeacher:
         self.temperature = temperature
         self.signal = signal
         self.top_k = top_k if signal == "topk" else 0
+        # The frozen teacher encodes each video once (runtime.vision_features).
+        self.vision = FrozenVisionFeatures(self.model)
 
     def score(self, processor: Any, batch: Any) -> list[dict[str, Any]]:
         """Per item of a batch built by `runtime.hf_scoring.build_hf_batch` (the learner's own:
         one processor pass serves the student's forward and the teacher's): "teacher_logprobs"
         (T,), and "teacher_topk_ids" / "teacher_topk_logprobs" (T, k) for a top-k signal, or
-        "teacher_rows" (T, V) for the full distribution; no gradient."""
+        "teacher_rows" (T, V) for the full distribution; no gradient. Videos the teacher has
+        encoded before are not encoded again (`runtime.vision_features`)."""
         import torch
 
         from runtime.hf_scoring import batch_log_probs
 
+        batch = dataclasses.replace(
+            batch, inputs=self.vision.inputs_for(batch.inputs, batch.prompt_keys)
+        )
         with torch.no_grad():
             scores = batch_log_probs(
                 self.model,
@@ -64,6 +73,7 @@ class ColocatedTeacher:
                 entry["teacher_rows"] = score["rows"]
             out.append(entry)
         return out
+
 
 def check_colocated_teacher(student_dir: str, teacher_dir: str) -> None:
     """Start-up check of a co-located teacher: the same tokenizer and vision-input settings as

@@ -143,6 +143,9 @@ class StepResult:
     # "teacher_forward" (a co-located teacher), "loss", "backward" (with ZeRO's gradient
     # reduction), "optimizer"; `seconds` minus their sum is the rank's own bookkeeping.
     parts: dict[str, float] = field(default_factory=dict)
+    # With keep_logprobs: per row of this rank's share, in order, the log-probs ("logprobs") and
+    # entropies ("entropy") the update's own forward computed, before the update (float32).
+    rows: list[dict[str, np.ndarray]] | None = None
 
 
 class Learner:
@@ -329,6 +332,7 @@ class Learner:
         num_chunks: int,
         filler: Trajectory,
         time_progress: float = 0.0,
+        keep_logprobs: bool = False,
     ) -> StepResult:
         """One optimizer step over this rank's share; every rank must call it once per step.
 
@@ -338,6 +342,8 @@ class Learner:
         non-finite input, loss or gradient is not applied: the step is skipped on every rank, with
         a warning, and reported (`skipped=True`). `time_progress` (the share of the wall-clock
         or FLOPs budget spent before this step) lets a cosine schedule end with the budget.
+        `keep_logprobs` returns the log-probs and entropies of the step's own forward
+        (`StepResult.rows`): what `log_probs` would give before the update, without its pass.
         """
         import torch
 
@@ -359,6 +365,7 @@ class Learner:
         total_loss, metrics_sum = 0.0, {}
         input_tokens = 0
         finite = True
+        rows: list[dict[str, np.ndarray]] = []
         for index, (chunk, weight) in enumerate(chunks):
             self.engine.set_gradient_accumulation_boundary(index == len(chunks) - 1)
             clean, bad = sanitize_trajectories(chunk)
@@ -393,6 +400,14 @@ class Learner:
                     int(score["prompt_tokens"]) + t.num_completion_tokens
                     for score, t in zip(scores, clean, strict=True)
                 )
+                if keep_logprobs:
+                    rows.extend(
+                        {
+                            k: score[k].detach().float().cpu().numpy()
+                            for k in ("logprobs", "entropy")
+                        }
+                        for score in scores
+                    )
             with timer.phase("loss"):
                 loss, metrics = step_loss(objective, clean, scores, objective_kwargs, totals)
                 # Filler chunks (and a skipped step) still run the same passes, with no effect.
@@ -429,6 +444,7 @@ class Learner:
             lr=lr,
             num_input_tokens=input_tokens,
             parts=timer.reset(),
+            rows=rows if keep_logprobs else None,
         )
 
     def _all_ranks_finite(self, finite: bool) -> bool:

@@ -192,12 +192,14 @@ class LearnerGroup(ActorGroup):
         objective_kwargs: dict[str, Any],
         time_progress: float = 0.0,
         sampled_by: Mapping[int, int] | None = None,
+        keep_logprobs: bool = False,
     ) -> list[StepResult]:
         """Run one data-parallel optimizer step; return each rank's result.
 
         `time_progress`: the share of the run's budget spent (trainer.lr_schedule.run_progress);
         `sampled_by`: which rollout worker sampled each prompt (`RolloutBatch.sampled_by`), to
-        keep rows on the rank that sampled them (`affine_shares`).
+        keep rows on the rank that sampled them (`affine_shares`); `keep_logprobs`: the ranks
+        return the log-probs of the step's own forward (`rows_in_order` puts them in order).
         """
         if not trajectories:
             raise ValueError("train_step needs at least one trajectory")
@@ -213,10 +215,32 @@ class LearnerGroup(ActorGroup):
                 num_chunks,
                 trajectories[0],
                 time_progress,
+                keep_logprobs,
             )
             for rank, share in zip(self.ranks, shares, strict=True)
         ]
         return self._get(refs, "train step")
+
+    def rows_in_order(
+        self,
+        trajectories: Sequence[Trajectory],
+        results: Sequence[StepResult],
+        sampled_by: Mapping[int, int] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The rows a `train_step(..., keep_logprobs=True)` over `trajectories` returned, in the
+        trajectories' order (as `log_probs` returns them)."""
+        _, _, indices = self._shares(trajectories, sampled_by)
+        return self._in_order(len(trajectories), indices, [r.rows or [] for r in results])
+
+    def _in_order(
+        self, count: int, indices: Sequence[Sequence[int]], parts: Sequence[Sequence[Any]]
+    ) -> list[dict[str, Any]]:
+        """Per-rank rows (rank r's for trajectories `indices[r]`) in the trajectories' order."""
+        rows: list[dict[str, Any]] = [{} for _ in range(count)]
+        for share, part in zip(indices, parts, strict=True):
+            for index, row in zip(share, part, strict=True):
+                rows[index] = row
+        return rows
 
     def _shares(
         self, trajectories: Sequence[Trajectory], sampled_by: Mapping[int, int] | None = None
@@ -244,11 +268,7 @@ class LearnerGroup(ActorGroup):
             rank.log_probs.remote(prompts, share, num_chunks, trajectories[0], top_k)
             for rank, share in zip(self.ranks, shares, strict=True)
         ]
-        rows: list[dict[str, Any]] = [{} for _ in trajectories]
-        for share, part in zip(indices, self._get(refs, "log-probs"), strict=True):
-            for index, row in zip(share, part, strict=True):
-                rows[index] = row
-        return rows
+        return self._in_order(len(trajectories), indices, self._get(refs, "log-probs"))
 
     def export_weights(
         self, bucket_bytes: int = 256 * 1024 * 1024, skip_prefixes: Sequence[str] = ()

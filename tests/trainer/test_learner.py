@@ -281,9 +281,19 @@ def test_zero2_two_ranks_train_and_export(ray_session, tiny_models_dir: Path, sf
     group = LearnerGroup(settings, world_size=2)
     try:
         initial = load_file(str(model_dir / "model.safetensors"))
+        before = group.log_probs(prompts, trajectories)
         # Half the wall-clock budget spent after step 1 of 1000: the cosine is half-way down.
-        results = group.train_step(prompts, trajectories, "sft", {}, time_progress=0.5)
+        results = group.train_step(
+            prompts, trajectories, "sft", {}, time_progress=0.5, keep_logprobs=True
+        )
         assert not any(r.skipped for r in results) and np.isfinite(results[0].grad_norm)
+        # The update's own forward gives what a pass of its own before it gives (the mismatch
+        # metric reads it instead of running that pass).
+        kept = group.rows_in_order(trajectories, results)
+        assert [len(r.rows or []) for r in results] == [len(trajectories) // 2] * 2
+        for row, reference in zip(kept, before, strict=True):
+            for key in ("logprobs", "entropy"):
+                np.testing.assert_allclose(row[key], reference[key], rtol=1e-5, atol=1e-6)
         lrs = ray.get([rank.current_lr.remote() for rank in group.ranks])
         assert lrs == pytest.approx([1e-3, 1e-3])
         after = dict(pair for bucket in group.export_weights() for pair in bucket)
