@@ -2,9 +2,10 @@
 
 Prepares (or reuses) the assets — synthetic videos, a trained tiny teacher, a format-only student —
 then runs on-policy distillation through the full distributed loop (local Ray; two DeepSpeed
-learner ranks on gloo, each owning a vLLM rollout engine and running the teacher's forward in its
-own process: the colocated layout, `DEMO_LAYOUT`), evaluates the student on the test split before
-and after, and prints a table against the blind floor and the teacher.
+learner ranks on gloo, each sampling with its own student module through transformers' `generate`
+and running the teacher's forward in its own process: the colocated layout, `DEMO_LAYOUT`),
+evaluates the student on the test split before and after, and prints a table against the blind
+floor and the teacher.
 """
 
 from __future__ import annotations
@@ -17,15 +18,18 @@ from typing import Any
 from launch.demo_assets import DemoAssetSettings, prepare_demo
 
 ROWS = ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU", "parse_rate")
-# The layout `vopd demo` runs the demo_opd preset in: the colocated one (each learner rank owns its
-# rollout engine and runs the teacher's forward; weights handed over in place), the fastest on one
-# 2-core machine (BENCHMARKS.md "Layouts on one machine"). The preset itself keeps separate pools,
-# the layout `vopd compare`'s arms share; `vopd demo rollout.colocate=false teacher.colocate=false`
-# runs the demo that way.
+# The layout `vopd demo` runs the demo_opd preset in: the colocated one (each learner rank samples
+# with its own student module through the transformers engine, so a weight sync copies nothing,
+# and runs the teacher's forward), the fastest on one 2-core machine (BENCHMARKS.md "Layouts on
+# one machine"; at this model size transformers' generate beats vLLM's per-request and per-token
+# overhead). The preset itself keeps separate pools with vLLM engines, the layout `vopd compare`'s
+# arms share; `vopd demo rollout.engine=vllm` samples with vLLM in the ranks, and
+# `vopd demo rollout.colocate=false teacher.colocate=false rollout.engine=vllm` runs the pools.
 DEMO_LAYOUT = (
     "rollout.colocate=true",
     "teacher.colocate=true",
     "rollout.weight_transport=object_store",
+    "rollout.engine=hf",
 )
 
 

@@ -66,16 +66,22 @@ def test_colocated_layout_equals_the_separate_one_survives_a_kill_and_resumes(
     assert placement["rollout"] == "colocated" and len(placement["pools"]["rollout"]) == 2
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1200)
 def test_colocated_transformers_engines_sample_with_the_ranks_own_module(
     tmp_path: Path, loop_data: Path, tiny_models_dir: Path, ray_session
 ) -> None:
     """rollout.engine=hf colocated under ZeRO-2: each rank's engine samples with the module its
-    learner trains (no copy), and the run is step for step the separate layout's, whose engines
-    hold copies synced every step."""
+    learner trains (no copy), and the run — through a killed rank and a resume — is step for
+    step the separate layout's, whose engines hold copies synced every step."""
     hf = {"rollout.engine": "hf", "trainer.mismatch_every": "1", "learner.zero_stage": "2"}
     separate = _run(_config(tmp_path / "separate", loop_data, tiny_models_dir, 3, False, **hf))
-    shared = _run(_config(tmp_path / "shared", loop_data, tiny_models_dir, 3, True, **hf))
+    # Rank 0 (whose module engine 0 samples with) is killed before step 2's rollout: the group
+    # restarts, engines included; then the run resumes from its checkpoint to step 3.
+    cut = tmp_path / "shared"
+    _run(_config(cut, loop_data, tiny_models_dir, 2, True, **hf, **{"fault.kill": "rollout@2"}))
+    assert '"recovery"' in (cut / "faults.jsonl").read_text()
+    shared = _run(_config(cut, loop_data, tiny_models_dir, 3, True, **hf), resume=True)
+    assert [r["step"] for r in shared] == [1, 2, 3]
     for a, b in zip(separate, shared, strict=True):
         assert a["tokens_generated"] == b["tokens_generated"]
         assert a["sync_checksum"] == b["sync_checksum"]

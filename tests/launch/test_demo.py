@@ -32,9 +32,11 @@ def test_quick_demo_writes_a_consistent_report(tmp_path: Path, ray_session) -> N
         assert rows[name]["n"] == QUICK["n_test"]
     ledger = [json.loads(line) for line in Path(report["ledger"]).read_text().splitlines()]
     assert [r["step"] for r in ledger] == [1, 2, 3]
-    # The demo runs in the colocated layout (learner ranks owning their engines and the teacher).
+    # The demo runs in the colocated layout (learner ranks owning their engines and the teacher),
+    # each rank's transformers engine sampling with the rank's own module.
     placement = json.loads((Path(report["ledger"]).parent / "placement.json").read_text())
     assert placement["rollout"] == "colocated"
+    assert placement["rollout_engines"] == [{"engine": "hf", "shares_weights": True}] * 2
     assert set(ledger[-1]["threads"]) == {"learner", "total", "cores"}  # one pool: the ranks
     assert "teacher" not in ledger[-1]["time"]  # the teacher's forward ran in the learner phase
     # The assets are cached: a second preparation reuses them.
