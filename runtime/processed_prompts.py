@@ -23,14 +23,13 @@ the same ids and pixel values as a call of its own: tested), so it is kept per p
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from runtime.bytes_lru import BytesLRU
 from tvg.vision_inputs import VisionInputs
 
 # Per process. The demo's prompts take ~0.26 MB each (24 frames of 32 x 32), so its 2,000
@@ -180,21 +179,16 @@ class PromptCache:
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         """An empty cache holding at most `max_bytes` of entries (0: keeps nothing)."""
-        if max_bytes < 0:
-            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
-        self.max_bytes = int(max_bytes)
+        self.entries: BytesLRU[ProcessedPrompt] = BytesLRU(max_bytes, lambda e: e.nbytes)
         self.counts = CacheCounts()
-        self._entries: OrderedDict[tuple[str, str, str], ProcessedPrompt] = OrderedDict()
-        self._nbytes = 0
-        self._lock = threading.Lock()
 
     @property
     def nbytes(self) -> int:
         """Memory the entries take now."""
-        return self._nbytes
+        return self.entries.nbytes
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.entries)
 
     def get(
         self, processor: Any, texts: Sequence[str], visions: Sequence[VisionInputs]
@@ -202,12 +196,7 @@ class PromptCache:
         """The processed prompts for `texts` / `visions` (one video each): kept entries as they
         are, the rest from one processor call over them, then kept."""
         keys = [prompt_key(processor, t, v) for t, v in zip(texts, visions, strict=True)]
-        out: list[ProcessedPrompt | None] = [None] * len(keys)
-        with self._lock:
-            for i, key in enumerate(keys):
-                if key is not None and key in self._entries:
-                    self._entries.move_to_end(key)
-                    out[i] = self._entries[key]
+        out = [self.entries.get(key) if key is not None else None for key in keys]
         missing = [i for i, entry in enumerate(out) if entry is None]
         self.counts.hits += len(keys) - len(missing)
         self.counts.misses += len(missing)
@@ -219,19 +208,6 @@ class PromptCache:
                 key = keys[i]
                 if key is not None:
                     entry = dataclasses.replace(entry, key=key)
-                    self._put(key, entry)
+                    self.entries.put(key, entry)
                 out[i] = entry
         return [entry for entry in out if entry is not None]
-
-    def _put(self, key: tuple[str, str, str], entry: ProcessedPrompt) -> None:
-        size = entry.nbytes
-        if size > self.max_bytes:
-            return
-        with self._lock:
-            if key in self._entries:
-                return
-            self._entries[key] = entry
-            self._nbytes += size
-            while self._nbytes > self.max_bytes:
-                _, old = self._entries.popitem(last=False)
-                self._nbytes -= old.nbytes

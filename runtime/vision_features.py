@@ -16,12 +16,12 @@ without prompt keys, with an item of no key, or with several videos in one item 
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
 
 import torch
+
+from runtime.bytes_lru import BytesLRU
 
 # Per process. The demo teacher's features take ~12 KB per video; a 2 B model's ~1-10 MB.
 DEFAULT_MAX_BYTES = 1 << 30
@@ -55,19 +55,14 @@ class FrozenVisionFeatures:
 
     def __init__(self, model: Any, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         """Keep at most `max_bytes` of `model`'s video features (0: keeps nothing)."""
-        if max_bytes < 0:
-            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
+        self.entries: BytesLRU[VideoFeatures] = BytesLRU(max_bytes, lambda e: e.nbytes)
         self.backbone = _backbone(model)
-        self.max_bytes = int(max_bytes)
         self.hits = 0
         self.misses = 0
         self._output_class: type | None = None
-        self._entries: OrderedDict[Hashable, VideoFeatures] = OrderedDict()
-        self._nbytes = 0
-        self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.entries)
 
     def inputs_for(
         self, inputs: dict[str, Any], keys: list[Hashable | None] | None
@@ -83,20 +78,14 @@ class FrozenVisionFeatures:
             or len(grid) != len(keys)
         ):
             return inputs
-        found: list[VideoFeatures | None] = []
-        with self._lock:
-            for key in keys:
-                entry = self._entries.get(key)
-                if entry is not None:
-                    self._entries.move_to_end(key)
-                found.append(entry)
+        found = [self.entries.get(key) for key in keys]
         missing = [i for i, entry in enumerate(found) if entry is None]
         self.hits += len(keys) - len(missing)
         self.misses += len(missing)
         if missing:
             for i, entry in zip(missing, self._encode(inputs, missing), strict=True):
                 found[i] = entry
-                self._put(keys[i], entry)
+                self.entries.put(keys[i], entry)
         out = {k: v for k, v in inputs.items() if k != "pixel_values_videos"}
         out["mm_encoder_outputs"] = {"video": self._outputs([e for e in found if e is not None])}
         return out
@@ -138,16 +127,3 @@ class FrozenVisionFeatures:
                 for level in range(levels)
             ]
         return self._output_class(**fields)
-
-    def _put(self, key: Hashable, entry: VideoFeatures) -> None:
-        size = entry.nbytes
-        if size > self.max_bytes:
-            return
-        with self._lock:
-            if key in self._entries:
-                return
-            self._entries[key] = entry
-            self._nbytes += size
-            while self._nbytes > self.max_bytes:
-                _, old = self._entries.popitem(last=False)
-                self._nbytes -= old.nbytes

@@ -103,10 +103,10 @@ def test_the_bound_keeps_the_latest_videos(teacher, items: list[ScoringItem]) ->
     batch = build_hf_batch(processor, items, PromptCache())
     probe = FrozenVisionFeatures(model)
     probe.inputs_for(batch.inputs, batch.prompt_keys)
-    sizes = [probe._entries[k].nbytes for k in batch.prompt_keys]
+    sizes = [probe.entries.get(k).nbytes for k in batch.prompt_keys]
     bounded = FrozenVisionFeatures(model, max_bytes=sizes[1] + sizes[2])
     bounded.inputs_for(batch.inputs, batch.prompt_keys)
-    assert list(bounded._entries) == batch.prompt_keys[1:]
+    assert bounded.entries.keys() == batch.prompt_keys[1:]
     with pytest.raises(ValueError, match="max_bytes must be >= 0"):
         FrozenVisionFeatures(model, max_bytes=-1)
     with pytest.raises(TypeError, match="has no get_video_features"):
