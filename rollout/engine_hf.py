@@ -110,6 +110,8 @@ class HFEngine(TrackedWeights):
         self.tokenizer = self.processor.tokenizer
         self.tokenizer.padding_side = "left"
         self.shares_weights = model is not None
+        # A shared module's parameters by name (their storage is read at each update).
+        self._own = dict(model.named_parameters()) if model is not None else {}
         if model is None:
             # On the process's GPU when it has one (a Ray actor with num_gpus sees its own).
             model = load_hf_model(
@@ -218,13 +220,12 @@ class HFEngine(TrackedWeights):
                 **inputs, generation_config=config, logits_processor=[behaviour]
             )
         recorded = {k: v.cpu() for k, v in behaviour.finish(sequences).items()}
-        new_tokens = sequences[:, inputs["input_ids"].shape[1] :].tolist()
-        # Row r of the output is row r // n of the generated ones when greedy (generated once).
-        source = [row // n for row in range(len(kept) * n)] if copies == 1 else None
-        if source is not None:
-            new_tokens = [new_tokens[i] for i in source]
+        generated = sequences[:, inputs["input_ids"].shape[1] :].tolist()
         out: list[Generated] = []
-        for row, tokens in enumerate(new_tokens):
+        for row in range(len(kept) * n):
+            # Greedy: one generated row per prompt, repeated n times.
+            at = row // n if copies == 1 else row
+            tokens = generated[at]
             item, sample_index = kept[row // n], row % n
             limit = sampling.tokens_for(item.index)
             completion: list[int] = []
@@ -234,7 +235,6 @@ class HFEngine(TrackedWeights):
                 if tok in self.eos_ids and not sampling.ignore_eos:
                     reason = "stop"
                     break
-            at = source[row] if source is not None else row
             steps = len(completion)
             scores = {k: v[at, :steps] for k, v in recorded.items()}
             out.append((item, sample_index, completion, reason, encoded_lengths[row // n], scores))
@@ -274,8 +274,7 @@ class HFEngine(TrackedWeights):
         if bucket.is_first:
             self._update_started = time.perf_counter()
         # A shared module's own tensors are already in place (module docstring).
-        own = dict(self.model.named_parameters()) if self.shares_weights else {}
-        incoming = {n: t for n, t in bucket.items() if not same_storage(own.get(n), t)}
+        incoming = {n: t for n, t in bucket.items() if not same_storage(self._own.get(n), t)}
         if incoming:
             result = self.model.load_state_dict(incoming, strict=False)
             if result.unexpected_keys:

@@ -112,44 +112,54 @@ def _video_inputs(entries: Sequence[ProcessedPrompt]) -> dict[str, torch.Tensor]
     return {k: torch.cat([e.video[k] for e in entries]) for k in keys}
 
 
+def _stack(
+    rows: Sequence[Sequence[int]], width: int, fill: int, dtype: torch.dtype, left: bool
+) -> torch.Tensor:
+    """Rows of unequal length in one (len(rows), width) tensor, padded with `fill` on the left
+    or on the right."""
+    out = torch.full((len(rows), width), fill, dtype=dtype)
+    for i, row in enumerate(rows):
+        if row:
+            span = slice(width - len(row), width) if left else slice(0, len(row))
+            out[i, span] = torch.tensor(row, dtype=dtype)
+    return out
+
+
+def _padded(
+    entries: Sequence[ProcessedPrompt],
+    rows: list[list[int]],
+    pad_id: int,
+    left: bool,
+    types_dtype: torch.dtype,
+) -> dict[str, torch.Tensor]:
+    """Model inputs of `rows` (the entries' ids, maybe with more appended), padded on one side,
+    with the entries' token types (0 past the prompt) and video tensors."""
+    width = max(len(r) for r in rows)
+    inputs = {
+        "input_ids": _stack(rows, width, pad_id, torch.long, left),
+        "attention_mask": _stack([[1] * len(r) for r in rows], width, 0, torch.long, left),
+        **_video_inputs(entries),
+    }
+    if entries[0].token_types is not None:
+        # Types cover the prompt (left padding: the whole row); 0 past it.
+        types = [e.token_types or [] for e in entries]
+        inputs["mm_token_type_ids"] = _stack(types, width, 0, types_dtype, left)
+    return inputs
+
+
 def right_padded(
     entries: Sequence[ProcessedPrompt], completions: Sequence[Sequence[int]], pad_id: int
 ) -> dict[str, torch.Tensor]:
     """Scoring inputs: prompt + completion ids per row, right-padded, with the video tensors."""
     rows = [e.input_ids + [int(t) for t in c] for e, c in zip(entries, completions, strict=True)]
-    width = max(len(r) for r in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        input_ids[i, : len(row)] = torch.tensor(row)
-        attention[i, : len(row)] = 1
-    inputs = {"input_ids": input_ids, "attention_mask": attention, **_video_inputs(entries)}
-    if entries[0].token_types is not None:
-        types = torch.zeros((len(rows), width), dtype=torch.int32)
-        for i, e in enumerate(entries):
-            types[i, : len(e.token_types or [])] = torch.tensor(e.token_types, dtype=torch.int32)
-        inputs["mm_token_type_ids"] = types
-    return inputs
+    return _padded(entries, rows, pad_id, left=False, types_dtype=torch.int32)
 
 
 def left_padded(entries: Sequence[ProcessedPrompt], pad_id: int) -> dict[str, torch.Tensor]:
     """Generation inputs: the prompts left-padded (the processor's `padding=True` with a
     left-padding tokenizer, as tensors), with the video tensors."""
-    width = max(len(e.input_ids) for e in entries)
-    input_ids = torch.full((len(entries), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(entries), width), dtype=torch.long)
-    for i, e in enumerate(entries):
-        n = len(e.input_ids)
-        input_ids[i, width - n :] = torch.tensor(e.input_ids)
-        attention[i, width - n :] = 1
-    inputs = {"input_ids": input_ids, "attention_mask": attention, **_video_inputs(entries)}
-    if entries[0].token_types is not None:
-        types = torch.zeros((len(entries), width), dtype=torch.long)
-        for i, e in enumerate(entries):
-            n = len(e.input_ids)
-            types[i, width - n :] = torch.tensor(e.token_types, dtype=torch.long)
-        inputs["mm_token_type_ids"] = types
-    return inputs
+    rows = [list(e.input_ids) for e in entries]
+    return _padded(entries, rows, pad_id, left=True, types_dtype=torch.long)
 
 
 def prompt_key(processor: Any, text: str, vision: VisionInputs) -> tuple[str, str, str] | None:

@@ -16,6 +16,7 @@ without prompt keys, with an item of no key, or with several videos in one item 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Hashable
 from typing import Any
 
@@ -94,7 +95,7 @@ class FrozenVisionFeatures:
         """Run the vision encoder on the videos of `rows` (one video per row)."""
         grid = inputs["video_grid_thw"]
         counts = grid.prod(dim=1).tolist()
-        starts = [sum(counts[:i]) for i in range(len(counts))]
+        starts = [0, *itertools.accumulate(counts)]
         device = next(self.backbone.visual.parameters()).device
         patches = torch.cat(
             [inputs["pixel_values_videos"][starts[i] : starts[i] + counts[i]] for i in rows]
