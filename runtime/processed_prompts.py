@@ -10,8 +10,8 @@ the same ids and pixel values as a call of its own: tested), so it is kept per p
 
 - Key: the tokenizer's name, the prompt's chat text and the frame cache's key of its video (the
   file's path, modification time, size and the decoding settings), so an edited video is a new
-  entry. Only vision inputs from a `FrameCache` are kept (their frames are read-only: the decode
-  of that file version); inputs built another way are processed every time.
+  entry. Only vision inputs from a `FrameCache` are kept (the cache stamps its key on them:
+  `VisionInputs.cache_key`); inputs built another way are processed every time.
 - Entries hold the expanded prompt ids, the multimodal token types, and the video tensors (patch
   values, grid, seconds per grid when the processor returns them), on the CPU; least recently
   used entries go first beyond `max_bytes`.
@@ -164,16 +164,10 @@ def left_padded(entries: Sequence[ProcessedPrompt], pad_id: int) -> dict[str, to
 
 def prompt_key(processor: Any, text: str, vision: VisionInputs) -> tuple[str, str, str] | None:
     """The cache key of a prompt, or None when its vision inputs did not come from a
-    `FrameCache` (module docstring) or its video file is gone."""
-    from tvg.frame_cache import cache_key
-
-    if vision.frames.flags.writeable:
+    `FrameCache` (module docstring)."""
+    if vision.cache_key is None:
         return None
-    try:
-        video = cache_key(vision.video_path, vision.settings)
-    except OSError:
-        return None
-    return (str(getattr(processor.tokenizer, "name_or_path", "")), text, video)
+    return (str(getattr(processor.tokenizer, "name_or_path", "")), text, vision.cache_key)
 
 
 @dataclass

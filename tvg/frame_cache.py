@@ -129,6 +129,7 @@ class FrameCache:
                 with self._lock:
                     self._stats.misses += 1
                 self._write_to_disk(key, entry)
+            entry.cache_key = key
             self._remember(key, entry)
             return entry
         finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -49,6 +49,9 @@ class VisionInputs:
         every sample of a prompt: copy before modifying).
     timestamps: (T,) float64 seconds of each frame, source index / source fps.
     metadata: see `make_metadata`.
+    cache_key: the `FrameCache` key these frames were decoded under (that file version with these
+        settings), stamped by the cache; None for inputs built another way. Caches of what is
+        derived from the frames key on it (`runtime.processed_prompts`).
     """
 
     frames: np.ndarray
@@ -56,6 +59,7 @@ class VisionInputs:
     metadata: dict[str, Any]
     video_path: str
     settings: VideoSettings
+    cache_key: str | None = field(default=None, compare=False)
 
     @property
     def num_frames(self) -> int:

@@ -15,7 +15,7 @@ from vision_clips import clip_of
 from runtime.hf_scoring import ScoringItem, build_hf_batch
 from runtime.processed_prompts import PromptCache, left_padded, process_prompts, prompt_key
 from runtime.prompting import prompt_text
-from tvg.frame_cache import FrameCache
+from tvg.frame_cache import FrameCache, cache_key
 from tvg.video import VideoSettings, build_vision_inputs
 
 QUERY = "When is the red square visible in the video?"
@@ -113,7 +113,9 @@ def test_only_frame_cache_inputs_are_kept_and_edits_are_new_entries(
     processor, videos: list[Path], tmp_path: Path
 ) -> None:
     text = prompt_text(processor.tokenizer, QUERY, "timelens")
-    clip = clip_of(np.zeros((4, 32, 32, 3), np.uint8))  # in-memory frames, writable
+    clip = clip_of(np.zeros((4, 32, 32, 3), np.uint8))  # in-memory frames, no cache key
+    assert prompt_key(processor, text, clip) is None
+    clip.frames.setflags(write=False)  # read-only is not enough: the frame cache's stamp keys
     assert prompt_key(processor, text, clip) is None
     cache = PromptCache()
     cache.get(processor, [text, text], [clip, clip])
@@ -124,7 +126,7 @@ def test_only_frame_cache_inputs_are_kept_and_edits_are_new_entries(
     frames = FrameCache()
     vision = build_vision_inputs(video, SETTINGS, cache=frames)
     key = prompt_key(processor, text, vision)
-    assert key is not None
+    assert key is not None and key[2] == vision.cache_key == cache_key(video, SETTINGS)
     cache.get(processor, [text], [vision])
     assert len(cache) == 1
     video.write_bytes(videos[1].read_bytes())

@@ -110,6 +110,9 @@ def test_disk_round_trip(videos, tmp_path):
     assert loaded.metadata == original.metadata
     assert loaded.settings == original.settings and loaded.video_path == original.video_path
     assert not loaded.frames.flags.writeable
+    # Decoded or read back, an entry carries the key it is kept under.
+    assert loaded.cache_key == original.cache_key == cache_key(videos[1], SETTINGS)
+    assert build_vision_inputs(videos[1], SETTINGS).cache_key is None  # no cache: no key
     build_vision_inputs(videos[1], SETTINGS, reader)
     assert reader.stats().hits == 1  # now served from memory
 
