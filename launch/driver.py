@@ -246,10 +246,13 @@ class Driver:
         cfg = self.config
         self.tokenizer = AutoTokenizer.from_pretrained(cfg.model.student)
         if not cfg.rollout.colocate:  # else: the engines start inside the learner ranks
+            # Spawned, not waited for: the engines start while the teacher and the learner ranks
+            # do (waited for below, once the learners are up).
             self.rollout = RolloutGroup(
                 self._engine_config(),
                 self._rollout_group_config(),
                 placement=self._placement_options("rollout"),
+                wait=False,
             )
         self.teacher = None
         if self.spec.teacher == "answers":  # sequence-level KD: the teacher generates answers
@@ -270,6 +273,8 @@ class Driver:
         self.learners = self._start_learners()
         if cfg.rollout.colocate:
             self.rollout = self._colocated_rollout()
+        else:
+            self.rollout.wait_ready()
 
     def _engine_config(self) -> Any:
         """The student's rollout engine settings (separate workers or colocated ranks)."""

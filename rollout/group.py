@@ -143,6 +143,7 @@ class RolloutGroup(ActorGroup):
         config: GroupConfig | None = None,
         placement: Sequence[Mapping[str, Any]] | None = None,
         actors: Sequence[Any] | None = None,
+        wait: bool = True,
     ) -> None:
         """Start the workers and wait (with `start_timeout_s`) until each engine is ready.
 
@@ -150,7 +151,9 @@ class RolloutGroup(ActorGroup):
         mapping per worker; None: Ray's default scheduling. actors: drive these existing actors
         instead of starting workers (the colocated layout's learner ranks, each owning an engine:
         `trainer.hybrid`); the group then neither restarts nor kills them, and their weights
-        arrive from their own learner, not through `update_weights`.
+        arrive from their own learner, not through `update_weights`. wait=False: return once the
+        workers are spawned, so their engines start while the caller starts other pools; call
+        `wait_ready` before anything else.
         """
         self.engine_config = engine
         self.config = config or GroupConfig()
@@ -165,7 +168,15 @@ class RolloutGroup(ActorGroup):
         self.in_flight: dict[int, float] = {}
         self._weight_refs: list[Any] = []
         super().__init__(RolloutWorker, self.config.num_workers, placement, actors)
-        self.worker_info = self._wait_ready(list(range(self.config.num_workers)))
+        self.worker_info: list[dict[str, Any]] = []
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Wait (with `start_timeout_s`, from now) until every engine is ready, if not done yet;
+        a worker that fails raises a RolloutError naming it."""
+        if not self.worker_info:
+            self.worker_info = self._wait_ready(list(range(self.config.num_workers)))
 
     # -- actors ---------------------------------------------------------------------------
 

@@ -98,8 +98,15 @@ def test_group_samples_syncs_weights_and_survives_a_killed_worker(
 
 
 def test_group_names_a_worker_that_cannot_start(ray_session, tmp_path: Path) -> None:
+    engine = EngineConfig(model=str(tmp_path / "no_model_here"), threads=1)
+    config = GroupConfig(num_workers=1, cpus_per_worker=0.5, start_timeout_s=120)
     with pytest.raises(RolloutError, match=r"rollout worker 0 did not start .*no_model_here"):
-        RolloutGroup(
-            EngineConfig(model=str(tmp_path / "no_model_here"), threads=1),
-            GroupConfig(num_workers=1, cpus_per_worker=0.5, start_timeout_s=120),
-        )
+        RolloutGroup(engine, config)
+    # Not waited for (the driver starts its other pools meanwhile): the error comes at the wait.
+    group = RolloutGroup(engine, config, wait=False)
+    try:
+        assert len(group.workers) == 1 and group.worker_info == []
+        with pytest.raises(RolloutError, match=r"rollout worker 0 did not start"):
+            group.wait_ready()
+    finally:
+        group.shutdown()
