@@ -291,7 +291,15 @@ def test_tiny_comparison_report_matches_its_ledgers(
             "eval.max_new_tokens=10",
             "learner.micro_batch_size=2",
             "trainer.mismatch_every=0",
+            # One process per run (a learner rank sampling with its own module, the teacher in
+            # it): what is tested is the comparison's bookkeeping, not the layout.
+            "rollout.colocate=true",
+            "rollout.weight_transport=object_store",
+            "rollout.engine=hf",
+            "rollout.num_workers=1",
+            "learner.num_ranks=1",
         ),
+        arm_overrides={"opd_full_rkl": ("teacher.colocate=true",)},
     )
     summary = run_compare(settings)
     for name in (
