@@ -7,9 +7,13 @@ student's forward and backward and the co-located teacher's forward on one proce
             own 3-D position ids;
   positions the teacher takes the student's position ids (`runtime.hf_scoring.with_position_ids`);
   grouped   the grouped vision attention (`runtime.vision_attention`), positions computed twice;
-  both      both cuts (what the learner runs now).
-Each variant's log-probs and gradients are checked equal to the stock ones, then timed (median
-of --repeats calls after 3 warm-ups, the variants taking turns).
+  both      both cuts;
+  kept      both, with each prompt's processor output kept (`runtime.processed_prompts`) and the
+            teacher's video features kept (`runtime.vision_features`): what the learner runs now
+            on a prompt it has seen before.
+Each variant's log-probs and gradients are checked equal to the stock ones (bitwise; for kept
+the largest difference is recorded too: the teacher's forward takes precomputed features), then
+timed (median of --repeats calls after 3 warm-ups, the variants taking turns).
 
 Usage (after `vopd prepare-demo`; on an otherwise idle machine):
     .venv/bin/python benchmarks/learner_microbatch.py [--repeats 30]
@@ -19,6 +23,7 @@ Writes benchmarks/results/learner_microbatch.json and prints a table.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import time
@@ -28,7 +33,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 RESULTS = REPO / "benchmarks" / "results" / "learner_microbatch.json"
-VARIANTS = ("stock", "positions", "grouped", "both")
+VARIANTS = ("stock", "positions", "grouped", "both", "kept")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -53,7 +58,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         build_hf_batch,
         with_position_ids,
     )
+    from runtime.processed_prompts import PromptCache
+    from runtime.vision_features import FrozenVisionFeatures
     from tvg.formats import read_samples
+    from tvg.frame_cache import FrameCache
     from tvg.video import build_vision_inputs
 
     torch.set_num_threads(1)
@@ -75,6 +83,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         for s in samples[: args.rows]
     ]
+    frames = FrameCache()
+    kept_items = [
+        ScoringItem(
+            i.query,
+            i.prompt_style,
+            build_vision_inputs(str(s.video), settings, frames),
+            i.completion_ids,
+        )
+        for i, s in zip(items, samples, strict=False)
+    ]
+    prompt_cache = PromptCache()
+    teacher_features = FrozenVisionFeatures(teacher)
     classes = vision_attention.install()
     stock = {cls: vision_attention.stock_forward(cls) for cls in classes}
     grouped = vision_attention.grouped_vision_attention_forward
@@ -83,10 +103,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for cls in classes:
             cls.forward = grouped if variant in ("grouped", "both") else stock[cls]
         student.zero_grad(set_to_none=True)
-        batch = build_hf_batch(processor, items)
-        if variant in ("positions", "both"):
+        if variant == "kept":
+            batch = build_hf_batch(processor, kept_items, prompt_cache)
+        else:
+            batch = build_hf_batch(processor, items)
+        if variant in ("positions", "both", "kept"):
             batch = with_position_ids(student, batch)
         scores = batch_log_probs(student, processor, batch)
+        if variant == "kept":
+            inputs = teacher_features.inputs_for(batch.inputs, batch.prompt_keys)
+            batch = dataclasses.replace(batch, inputs=inputs)
         with torch.no_grad():
             teacher_scores = batch_log_probs(teacher, processor, batch)
         logprobs = torch.cat([s["logprobs"] for s in scores])
@@ -96,14 +122,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return logprobs.detach(), teacher_lp, grads
 
     reference = step("stock")
-    equal = {}
+    equal, max_diff = {}, {}
     for variant in VARIANTS:
         out = step(variant)
-        equal[variant] = bool(
-            torch.equal(out[0], reference[0])
-            and torch.equal(out[1], reference[1])
-            and all(torch.equal(a, b) for a, b in zip(out[2], reference[2], strict=True))
-        )
+        pairs = [(out[0], reference[0]), (out[1], reference[1])]
+        pairs += list(zip(out[2], reference[2], strict=True))
+        equal[variant] = all(torch.equal(a, b) for a, b in pairs)
+        max_diff[variant] = max(float((a - b).abs().max()) for a, b in pairs)
     seconds: dict[str, list[float]] = {v: [] for v in VARIANTS}
     for i in range(args.repeats + 3):
         for variant in VARIANTS:
@@ -121,15 +146,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "video_patches": int(batch.inputs["pixel_values_videos"].shape[0]),
         "frames_per_batch": int(batch.inputs["video_grid_thw"][:, 0].sum()),
         "bitwise_equal_to_stock": equal,
+        "max_abs_difference_to_stock": max_diff,
         "median_s": {v: round(statistics.median(s), 4) for v, s in seconds.items()},
         "min_s": {v: round(min(s), 4) for v, s in seconds.items()},
     }
     write_results(Path(args.out), result, "benchmarks/learner_microbatch.py", argv)
     base = result["median_s"]["stock"]
-    print("| variant | median s | vs stock | bitwise equal |\n|---|---|---|---|")
+    print("| variant | median s | vs stock | bitwise equal | max abs difference |")
+    print("|---|---|---|---|---|")
     for v in VARIANTS:
         m = result["median_s"][v]
-        print(f"| {v} | {m:.4f} | {m / base:.3f}x | {equal[v]} |")
+        print(f"| {v} | {m:.4f} | {m / base:.3f}x | {equal[v]} | {max_diff[v]:.2g} |")
     return result
 
 
