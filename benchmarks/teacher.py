@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         "\n| sequences x new tokens | rollout tok/s | teacher vLLM local tok/s (x rollout time) "
-        "| teacher vLLM remote tok/s (x) | teacher HF local tok/s (x) | teacher HF kept tok/s (x) |"
+        "| teacher vLLM remote tok/s (x) | teacher HF fresh tok/s (x) | teacher HF kept tok/s (x) |"
     )
     print("|---|---|---|---|---|---|")
     for r in rows:
