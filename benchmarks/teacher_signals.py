@@ -69,9 +69,11 @@ def arm_overrides(
 ) -> list[str]:
     """The run config's overrides for one arm (see the module docstring); `budget_s`: train for
     that many seconds of wall-clock instead of `steps` steps."""
-    budget = [f"trainer.budget_s={budget_s}", "trainer.steps=100000"] if budget_s else [
-        "trainer.budget_s=null", f"trainer.steps={steps}"
-    ]
+    budget = (
+        [f"trainer.budget_s={budget_s}", "trainer.steps=100000"]
+        if budget_s
+        else ["trainer.budget_s=null", f"trainer.steps={steps}"]
+    )
     every = 50 if budget_s else min(50, steps)
     return [
         f"out_dir={out}",
@@ -204,9 +206,7 @@ def report(results: dict[str, Any], budget: str) -> str:
         else:
             finals = " / ".join(_fmt(r.get("final_val_miou")) for r in runs)
             mean = _fmt(means.get(arm))
-            delta = (
-                f"{means[arm] - exact:+.1f}" if exact is not None and arm in means else "-"
-            )
+            delta = f"{means[arm] - exact:+.1f}" if exact is not None and arm in means else "-"
         lines.append(
             f"| `{arm}` | {_fmt(med('teacher_bytes_per_position'), 0)} "
             f"| {_fmt(med('teacher_s'), 2)} | {_fmt(med('learner_s'), 2)} "

@@ -194,9 +194,14 @@ def pad_model(model_dir: str | Path, out_dir: str | Path, vocab_size: int) -> Pa
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         for item in src.iterdir():
-            if item.is_file() and not item.name.endswith(".safetensors") and item.name not in (
-                "model.safetensors.index.json",
-                "config.json",
+            if (
+                item.is_file()
+                and not item.name.endswith(".safetensors")
+                and item.name
+                not in (
+                    "model.safetensors.index.json",
+                    "config.json",
+                )
             ):
                 shutil.copy2(item, tmp / item.name)
         model.save_pretrained(tmp)

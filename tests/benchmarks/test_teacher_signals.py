@@ -19,8 +19,15 @@ def test_a_wallclock_budget_replaces_the_step_count() -> None:
 
 def _run(arm: str, seed: int, final: float | None, budget: str = "150 s") -> dict:
     return {
-        "arm": arm, "seed": seed, "budget": budget, "final_val_miou": final, "steps": 30,
-        "teacher_bytes_per_position": 164.0, "teacher_s": 0.5, "learner_s": 2.0, "step_s": 3.0,
+        "arm": arm,
+        "seed": seed,
+        "budget": budget,
+        "final_val_miou": final,
+        "steps": 30,
+        "teacher_bytes_per_position": 164.0,
+        "teacher_s": 0.5,
+        "learner_s": 2.0,
+        "step_s": 3.0,
         "learner_peak_rss_mb": 2000.0,
     }
 

@@ -293,6 +293,7 @@ def test_cached_stages_are_reused(staged: list[str], tmp_path: Path) -> None:
     prepare_demo(replace(settings, teacher_steps=7))
     assert staged[-6:] == ["base", "student", "competent"] * 2
 
+
 @pytest.fixture
 def floor_scripted(scripted, tmp_path: Path):
     """Run build_floor_student against _ScriptedDriver (the patches of `scripted`) with a val

@@ -211,14 +211,11 @@ def test_each_option_changes_the_step(objective: str, option: str) -> None:
         (name, option)
         for name in list_objectives()
         for option in get_objective_spec(name).options()
-        if option in OPTION_CONDITIONS or (
-            option in UNION_ONLY_OPTIONS and get_objective_spec(name).teacher == "full"
-        )
+        if option in OPTION_CONDITIONS
+        or (option in UNION_ONLY_OPTIONS and get_objective_spec(name).teacher == "full")
     ],
 )
-def test_an_option_that_would_change_nothing_is_a_config_error(
-    objective: str, option: str
-) -> None:
+def test_an_option_that_would_change_nothing_is_a_config_error(objective: str, option: str) -> None:
     # The setting each needs, turned off where the objective's default turns it on.
     off = {"eps": {"scale_by_std": False}, "unbiased_std": {"scale_by_std": False}}
     with pytest.raises(ConfigError, match=option):

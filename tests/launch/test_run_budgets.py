@@ -80,7 +80,11 @@ def test_the_step_that_crosses_a_budget_is_evaluated_and_checkpointed(
 
     key, value = budget.split("=")
     config = loop_config(
-        "sft", tmp_path / "run", loop_data, tiny_models_dir, steps=4,
+        "sft",
+        tmp_path / "run",
+        loop_data,
+        tiny_models_dir,
+        steps=4,
         **{key: value, "eval.every_steps": "10", "checkpoint.every_steps": "10"},
     )
     records = run_loop(config)

@@ -354,7 +354,6 @@ def _(ctx: Ctx) -> None:
     assert str(info.value).startswith(f"{path}:1")
 
 
-
 @case(
     "ANN-31",
     "annotation",
@@ -373,11 +372,12 @@ def _(ctx: Ctx) -> None:
     )
     with pytest.raises(DataError, match="unlabelled") as info:
         load_samples(path, check_videos=False)
-    assert str(info.value).startswith(f"{path}:1: key \"v_no\"")
+    assert str(info.value).startswith(f'{path}:1: key "v_no"')
     report = load_samples(path, strict=False, check_videos=False)
     assert dict(report.skipped) == {"unlabelled": 1} and len(report.samples) == 1
     loaded = load_samples(path, allow_unlabelled=True, check_videos=False)
     assert [s.spans for s in loaded.samples] == [(), (), ((1.0, 2.0),)]
+
 
 # ====================================================================== videos
 def _video_error(path: Path, *needles: str) -> None:

@@ -256,9 +256,7 @@ def grpo_loss(
         if ref_mask is not None:
             check_shape("ref_mask", ref_mask, mask.shape[:1])
             kl_mask = bool_mask & ref_mask.bool()[:, None]
-        kl = kl_estimate(
-            zero_pad(logprobs, kl_mask), zero_pad(ref_logprobs, kl_mask), kl_estimator
-        )
+        kl = kl_estimate(zero_pad(logprobs, kl_mask), zero_pad(ref_logprobs, kl_mask), kl_estimator)
         kl = zero_pad(kl, kl_mask)
         metrics["kl"] = masked_mean(kl, kl_mask)
         if kl_coef:
