@@ -84,14 +84,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for s in samples[: args.rows]
     ]
     frames = FrameCache()
+    # The same items with their frames from a frame cache (keyed: kept prompts can key on them).
     kept_items = [
-        ScoringItem(
-            i.query,
-            i.prompt_style,
-            build_vision_inputs(str(s.video), settings, frames),
-            i.completion_ids,
-        )
-        for i, s in zip(items, samples, strict=False)
+        dataclasses.replace(i, vision=build_vision_inputs(str(s.video), settings, frames))
+        for i, s in zip(items, samples[: args.rows], strict=True)
     ]
     prompt_cache = PromptCache()
     teacher_features = FrozenVisionFeatures(teacher)

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from runtime.bytes_lru import BytesLRU
+from tvg.bytes_lru import BytesLRU
 from tvg.vision_inputs import VisionInputs
 
 # Per process. The demo's prompts take ~0.26 MB each (24 frames of 32 x 32), so its 2,000

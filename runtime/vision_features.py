@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from runtime.bytes_lru import BytesLRU
+from tvg.bytes_lru import BytesLRU
 
 # Per process. The demo teacher's features take ~12 KB per video; a 2 B model's ~1-10 MB.
 DEFAULT_MAX_BYTES = 1 << 30

@@ -24,13 +24,13 @@ import os
 import tempfile
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from tvg.bytes_lru import BytesLRU
 from tvg.video_settings import VideoSettings
 from tvg.vision_inputs import VisionInputs
 
@@ -89,8 +89,7 @@ class FrameCache:
         self.max_bytes = int(max_bytes)
         self.disk_dir = Path(disk_dir) if disk_dir is not None else None
         self._lock = threading.Lock()
-        self._entries: OrderedDict[str, VisionInputs] = OrderedDict()
-        self._nbytes = 0
+        self._memory: BytesLRU[VisionInputs] = BytesLRU(self.max_bytes, lambda e: e.nbytes)
         self._inflight: dict[str, threading.Event] = {}
         self._stats = CacheStats()
         if self.disk_dir is not None:
@@ -106,9 +105,8 @@ class FrameCache:
         """
         while True:
             with self._lock:
-                entry = self._entries.get(key)
+                entry = self._memory.get(key)
                 if entry is not None:
-                    self._entries.move_to_end(key)
                     self._stats.hits += 1
                     return entry
                 event = self._inflight.get(key)
@@ -130,7 +128,7 @@ class FrameCache:
                     self._stats.misses += 1
                 self._write_to_disk(key, entry)
             entry.cache_key = key
-            self._remember(key, entry)
+            self._memory.put(key, entry)
             return entry
         finally:
             with self._lock:
@@ -140,62 +138,40 @@ class FrameCache:
     def get(self, key: str) -> VisionInputs | None:
         """Return the in-memory entry for `key` (counts a hit) or None, without decoding."""
         with self._lock:
-            entry = self._entries.get(key)
+            entry = self._memory.get(key)
             if entry is not None:
-                self._entries.move_to_end(key)
                 self._stats.hits += 1
             return entry
 
     def __contains__(self, key: object) -> bool:
         """Return whether `key` is held in memory (does not touch the LRU order or counters)."""
-        with self._lock:
-            return key in self._entries
+        return key in self._memory
 
     def __len__(self) -> int:
         """Return the number of entries held in memory."""
-        with self._lock:
-            return len(self._entries)
+        return len(self._memory)
 
     @property
     def nbytes(self) -> int:
         """Return the bytes held in memory."""
-        with self._lock:
-            return self._nbytes
+        return self._memory.nbytes
 
     def stats(self) -> CacheStats:
         """Return a snapshot of the counters."""
         with self._lock:
             snap = CacheStats(**self._stats.as_dict())
-            snap.entries = len(self._entries)
-            snap.nbytes = self._nbytes
+            snap.evictions = self._memory.evictions
+            snap.entries = len(self._memory)
+            snap.nbytes = self._memory.nbytes
             return snap
 
     def clear(self, disk: bool = False) -> None:
         """Drop every in-memory entry (and every disk entry when `disk` is true); keep counters."""
-        with self._lock:
-            self._entries.clear()
-            self._nbytes = 0
+        self._memory.clear()
         if disk and self.disk_dir is not None:
             for file in self.disk_dir.glob("*.npz"):
                 with contextlib.suppress(OSError):
                     file.unlink()
-
-    # ------------------------------------------------------------------ memory tier
-    def _remember(self, key: str, entry: VisionInputs) -> None:
-        """Insert `entry` as most recently used and evict least recently used ones past budget."""
-        size = entry.nbytes
-        if size > self.max_bytes:
-            return
-        with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._nbytes -= old.nbytes
-            self._entries[key] = entry
-            self._nbytes += size
-            while self._nbytes > self.max_bytes and self._entries:
-                _, evicted = self._entries.popitem(last=False)
-                self._nbytes -= evicted.nbytes
-                self._stats.evictions += 1
 
     # ------------------------------------------------------------------ disk tier
     def _disk_path(self, key: str) -> Path | None:

@@ -1,8 +1,10 @@
 """A map that keeps the most recently used entries within a memory bound (`BytesLRU`).
 
-The per-process caches of the transformers path (`runtime.processed_prompts`,
-`runtime.vision_features`) keep entries keyed by prompt and drop the least recently used first
-once their entries take more than `max_bytes`. An entry larger than the bound is not kept.
+The per-process caches keep entries this way: the decoded frames' memory tier
+(`tvg.frame_cache`) and, on the transformers path, the processed prompts
+(`runtime.processed_prompts`) and a frozen model's video features (`runtime.vision_features`).
+They drop the least recently used entries first once their entries take more than `max_bytes`;
+an entry larger than the bound is not kept. Thread-safe.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class BytesLRU(Generic[V]):
         self._entries: OrderedDict[Hashable, V] = OrderedDict()
         self._nbytes = 0
         self._lock = threading.Lock()
+        self.evictions = 0  # entries dropped to stay within the bound
 
     @property
     def nbytes(self) -> int:
@@ -35,6 +38,17 @@ class BytesLRU(Generic[V]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        """Whether `key` is kept (the order of use unchanged)."""
+        with self._lock:
+            return key in self._entries
+
+    def clear(self) -> None:
+        """Drop every entry (the eviction count stays)."""
+        with self._lock:
+            self._entries.clear()
+            self._nbytes = 0
 
     def keys(self) -> list[Hashable]:
         """The keys, least recently used first."""
@@ -62,3 +76,4 @@ class BytesLRU(Generic[V]):
             while self._nbytes > self.max_bytes:
                 _, old = self._entries.popitem(last=False)
                 self._nbytes -= self._size(old)
+                self.evictions += 1
